@@ -1,0 +1,18 @@
+import * as path from "node:path"
+import { defineConfig } from "vitest/config"
+
+const src = path.join(import.meta.dirname, "src")
+
+export default defineConfig({
+  resolve: {
+    alias: [
+      { find: /^effect-neffos$/, replacement: path.join(src, "index.ts") },
+      { find: /^effect-neffos\/(.*)$/, replacement: path.join(src, "$1.ts") }
+    ]
+  },
+  test: {
+    include: ["test/**/*.test.ts", "examples/**/*.test.ts"],
+    testTimeout: 30_000,
+    hookTimeout: 30_000
+  }
+})
