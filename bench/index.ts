@@ -1,6 +1,52 @@
-import * as os from "node:os"
+import * as fs from "node:fs"
 import { printCodec, runCodec } from "./codec.js"
+import { type Config, full, quick } from "./config.js"
+import { killAll } from "./lib/ipc.js"
+import { connectionCap, machine } from "./lib/machine.js"
+import { printSummary } from "./lib/report.js"
+import { runSuite } from "./suite.js"
 
-const cpus = os.cpus()
-console.log(`effect-neffos benchmarks — node ${process.version}, ${cpus.length} x ${cpus[0]?.model ?? "cpu"}`)
-printCodec(runCodec({ durationMs: 300, trials: 3 }))
+process.on("exit", killAll)
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.on(signal, () => process.exit(130))
+}
+
+const startedAt = new Date()
+const chosen = process.argv.includes("--full") ? full : quick
+const facts = machine()
+const cap = connectionCap(facts)
+const config: Config = {
+  ...chosen,
+  fanout: chosen.fanout.map((group) => ({ ...group, clients: Math.min(group.clients, cap) }))
+}
+
+console.log(`effect-neffos benchmarks (${config.mode}) — node ${facts.node}, ${facts.cores} x ${facts.cpuModel}`)
+console.log(`  ${facts.platform}; open files limit ${facts.openFilesLimit}`)
+console.log(
+  facts.pinned
+    ? "  taskset pinning: servers on CPU 0, load generator on CPU 1"
+    : "  no taskset pinning (taskset missing or fewer than 2 CPUs): servers and load share the CPUs"
+)
+if (config.fanout.some((group, i) => group.clients < chosen.fanout[i].clients)) {
+  console.log(`  open files limit too low: fan-out capped at ${cap} clients`)
+}
+
+const codec = runCodec({ durationMs: 300, trials: 3 })
+printCodec(codec)
+
+console.log(`\nServers: ${config.trials} interleaved trials, each server started afresh per trial`)
+const run = await runSuite(config, facts, console.log)
+const summary = run.results.summary(run.servers.map((s) => s.name))
+console.log("\nMedians over trials; ×ws and ×sio are medians of per-trial ratios to raw ws and Socket.IO.")
+console.log("srv µs = server process CPU time (user + system) per delivery, reply or connection.")
+printSummary(summary)
+if (run.notes.length > 0) console.log(`\nNotes:\n${run.notes.map((n) => `  - ${n}`).join("\n")}`)
+
+const elapsedS = (Date.now() - startedAt.getTime()) / 1e3
+const out = new URL("results/latest.json", import.meta.url)
+fs.mkdirSync(new URL(".", out), { recursive: true })
+fs.writeFileSync(
+  out,
+  JSON.stringify({ startedAt, elapsedS, machine: facts, config, codec, notes: run.notes, scenarios: summary }, null, 2)
+)
+console.log(`\nDone in ${elapsedS.toFixed(0)} s; results in bench/results/latest.json`)

@@ -42,6 +42,8 @@ export type InvalidFrameTypeId = typeof InvalidFrameTypeId
  *   error messages always travel as text and have an empty body.
  * - `wait` is the ask/reply correlation token (empty for fire-and-forget).
  * - `native` marks a raw frame without the neffos header.
+ * - `isLocal` and `isForced` never travel: they tell a lifecycle handler that the
+ *   event was started by this side, or forced by a close.
  *
  * @since 0.1.0
  * @category models
@@ -58,6 +60,8 @@ export interface Message {
   readonly wait: string
   readonly isNoOp: boolean
   readonly native: boolean
+  readonly isLocal: boolean
+  readonly isForced: boolean
 }
 
 /**
@@ -76,6 +80,8 @@ export interface MessageInit {
   readonly wait?: string | undefined
   readonly isNoOp?: boolean | undefined
   readonly native?: boolean | undefined
+  readonly isLocal?: boolean | undefined
+  readonly isForced?: boolean | undefined
 }
 
 /**

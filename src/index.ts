@@ -2,3 +2,28 @@
  * @since 0.1.0
  */
 export * as Message from "./Message.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Conn from "./Conn.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Errors from "./Errors.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Events from "./Events.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Reply from "./Reply.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Server from "./Server.js"

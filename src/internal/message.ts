@@ -27,7 +27,9 @@ class MessageImpl implements Message.Message {
     readonly binary: boolean,
     readonly wait: string,
     readonly isNoOp: boolean,
-    readonly native: boolean
+    readonly native: boolean,
+    readonly isLocal: boolean = false,
+    readonly isForced: boolean = false
   ) {}
 }
 Object.defineProperty(MessageImpl.prototype, TypeId, { value: TypeId })
@@ -65,7 +67,9 @@ export const make = (fields: Message.MessageInit): Message.Message => {
     binary,
     fields.wait ?? "",
     fields.isNoOp ?? false,
-    fields.native ?? false
+    fields.native ?? false,
+    fields.isLocal ?? false,
+    fields.isForced ?? false
   )
 }
 
@@ -79,8 +83,11 @@ export const unsafeMake = (
   binary: boolean,
   wait: string,
   isNoOp: boolean,
-  native: boolean
-): Message.Message => new MessageImpl(namespace, room, event, body, error, binary, wait, isNoOp, native)
+  native: boolean,
+  isLocal = false,
+  isForced = false
+): Message.Message =>
+  new MessageImpl(namespace, room, event, body, error, binary, wait, isNoOp, native, isLocal, isForced)
 
 const decodeUtf8 = (bytes: Uint8Array): string => new TextDecoder().decode(bytes)
 

@@ -1,0 +1,37 @@
+/**
+ * How much work each scenario does, in the quick (`npm run bench`) and full (`npm run bench:full`) runs.
+ */
+
+export interface Config {
+  readonly mode: "quick" | "full"
+  /** Interleaved trials per scenario; each trial starts every server afresh. */
+  readonly trials: number
+  /** Fan-out groups: clients connected at once and broadcasts per measurement, one per turn. */
+  readonly fanout: ReadonlyArray<{ readonly clients: number; readonly broadcasts: number }>
+  /** Burst fan-out, run in the fan-out group with the same client count. */
+  readonly burst: { readonly clients: number; readonly broadcasts: number; readonly perTurn: number }
+  readonly echo: { readonly clients: ReadonlyArray<number>; readonly durationMs: number }
+  /** One client stops reading while `readers` others receive `broadcasts` broadcasts. */
+  readonly paused: { readonly readers: number; readonly broadcasts: number }
+  readonly churnMs: number
+}
+
+export const quick: Config = {
+  mode: "quick",
+  trials: 3,
+  fanout: [{ clients: 100, broadcasts: 1000 }, { clients: 1000, broadcasts: 100 }, { clients: 5000, broadcasts: 20 }],
+  burst: { clients: 1000, broadcasts: 200, perTurn: 50 },
+  echo: { clients: [10, 100], durationMs: 1000 },
+  paused: { readers: 50, broadcasts: 4000 },
+  churnMs: 1000
+}
+
+export const full: Config = {
+  mode: "full",
+  trials: 5,
+  fanout: [{ clients: 100, broadcasts: 5000 }, { clients: 1000, broadcasts: 500 }, { clients: 5000, broadcasts: 100 }],
+  burst: { clients: 1000, broadcasts: 1000, perTurn: 50 },
+  echo: { clients: [10, 100], durationMs: 3000 },
+  paused: { readers: 50, broadcasts: 20000 },
+  churnMs: 3000
+}

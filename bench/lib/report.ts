@@ -1,0 +1,111 @@
+/**
+ * Collects per-trial samples and turns them into medians and paired ratios, printed as tables and
+ * written as JSON.
+ */
+import { median } from "./time.js"
+
+export type Unit = "rate" | "us" | "pct" | "bytes" | "ratio"
+
+export interface Metric {
+  readonly key: string
+  readonly label: string
+  readonly unit: Unit
+  /** Whether paired ratios against the reference servers mean something for this metric. */
+  readonly paired: boolean
+}
+
+export interface Scenario {
+  readonly id: string
+  readonly title: string
+  readonly metrics: ReadonlyArray<Metric>
+}
+
+export interface Sample {
+  readonly server: string
+  readonly trial: number
+  readonly values: Readonly<Record<string, number>>
+}
+
+/** The servers every other one is compared with, trial by trial. */
+export const references = ["ws", "socket.io"] as const
+
+export class Results {
+  private readonly scenarios = new Map<string, { readonly scenario: Scenario; readonly samples: Array<Sample> }>()
+
+  record(scenario: Scenario, sample: Sample) {
+    const entry = this.scenarios.get(scenario.id) ?? { scenario, samples: [] }
+    this.scenarios.set(scenario.id, entry)
+    entry.samples.push(sample)
+  }
+
+  /** Medians over trials, and the medians of the per-trial ratios to each reference server. */
+  summary(servers: ReadonlyArray<string>) {
+    return [...this.scenarios.values()].map(({ samples, scenario }) => {
+      const of = (server: string) => samples.filter((s) => s.server === server)
+      const rows = servers.filter((server) => of(server).length > 0).map((server) => {
+        const own = of(server)
+        const metrics = Object.fromEntries(scenario.metrics.map((metric) => {
+          const ratios = Object.fromEntries(references.map((reference) => {
+            const pairs = own.flatMap((s) => {
+              const ref = of(reference).find((r) => r.trial === s.trial)
+              return ref ? [s.values[metric.key] / ref.values[metric.key]] : []
+            })
+            return [reference, median(pairs)]
+          }))
+          return [metric.key, { median: median(own.map((s) => s.values[metric.key])), ratios }]
+        }))
+        return { server, trials: own.length, metrics }
+      })
+      return { ...scenario, rows, samples }
+    })
+  }
+}
+
+export type Summary = ReturnType<Results["summary"]>
+
+const si = (value: number) =>
+  value >= 1e6 ? `${(value / 1e6).toFixed(2)}M` : value >= 1e3 ? `${(value / 1e3).toFixed(1)}k` : value.toFixed(0)
+
+const format = (unit: Unit, value: number): string => {
+  if (!Number.isFinite(value)) return "-"
+  switch (unit) {
+    case "rate":
+      return `${si(value)}/s`
+    case "us":
+      return value >= 100 ? value.toFixed(0) : value.toFixed(2)
+    case "pct":
+      return `${(value * 100).toFixed(1)}%`
+    case "bytes":
+      return Math.abs(value) >= 1e6 ? `${(value / 1e6).toFixed(1)} MB` : `${(value / 1e3).toFixed(1)} kB`
+    case "ratio":
+      return `${value.toFixed(2)}x`
+  }
+}
+
+const ratio = (value: number | undefined) =>
+  value === undefined || !Number.isFinite(value) ? "-" : `${value.toFixed(2)}`
+
+const valueWidth = 11
+const ratioWidth = 6
+const nameWidth = 15
+
+export const printSummary = (summary: Summary) => {
+  for (const scenario of summary) {
+    console.log(`\n${scenario.title}`)
+    const head = scenario.metrics.map((m) =>
+      m.paired
+        ? m.label.padStart(valueWidth) + "×ws".padStart(ratioWidth) + "×sio".padStart(ratioWidth)
+        : m.label.padStart(valueWidth)
+    )
+    console.log(`  ${"".padEnd(nameWidth)}${head.join("  ")}`)
+    for (const row of scenario.rows) {
+      const cells = scenario.metrics.map((m) => {
+        const cell = row.metrics[m.key]
+        const value = format(m.unit, cell.median).padStart(Math.max(valueWidth, m.label.length))
+        if (!m.paired) return value
+        return value + ratio(cell.ratios.ws).padStart(ratioWidth) + ratio(cell.ratios["socket.io"]).padStart(ratioWidth)
+      })
+      console.log(`  ${row.server.padEnd(nameWidth)}${cells.join("  ")}`)
+    }
+  }
+}

@@ -1,0 +1,28 @@
+/**
+ * What every server and the load generator agree on: the 100-byte payloads, the event names and the
+ * small text protocol of the raw `ws` server.
+ */
+
+/** The body of every broadcast; its first byte also marks a raw `ws` broadcast frame. */
+export const broadcastBody = "b" + "x".repeat(99)
+
+/** The body of every echo request. */
+export const echoBody = "e" + "y".repeat(99)
+
+/** Event name of broadcasts (Socket.IO and neffos). */
+export const broadcastEvent = "bench"
+
+/** Event name of the request/reply round trip (Socket.IO and neffos). */
+export const echoEvent = "echo"
+
+/** Event name a Socket.IO client emits, with an ack, to join a room. */
+export const joinEvent = "join"
+
+/** The neffos namespace all benchmark clients connect to. */
+export const namespace = "default"
+
+/** The room every fan-out client joins. */
+export const room = "r"
+
+/** Raw `ws` protocol: `j<room>` joins a room and is answered with `j`; any other frame is echoed. */
+export const rawJoinPrefix = "j"

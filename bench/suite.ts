@@ -1,0 +1,94 @@
+/**
+ * Runs every scenario against every server in interleaved trials (A, B, C, A, B, C, ...): each trial
+ * starts each server in its own process, pinned to CPU 0, while one load generator on CPU 1 plays
+ * all the clients.
+ */
+import * as fs from "node:fs"
+import type { Config } from "./config.js"
+import type { ServerApi } from "./lib/host.js"
+import { spawnWorker, type Worker } from "./lib/ipc.js"
+import type { Machine } from "./lib/machine.js"
+import { Results } from "./lib/report.js"
+import type { LoadApi } from "./load/main.js"
+import type { WireName } from "./load/wires.js"
+import { type Context, steps } from "./scenarios.js"
+
+export interface ServerSpec {
+  readonly name: string
+  /** Relative to bench/. */
+  readonly file: string
+  readonly wire: WireName
+  readonly args?: ReadonlyArray<string>
+}
+
+const neffosFile = "servers/effect-neffos.ts"
+
+export const allServers: ReadonlyArray<ServerSpec> = [
+  { name: "ws", file: "servers/ws.ts", wire: "raw" },
+  { name: "socket.io", file: "servers/socketio.ts", wire: "socketIo" },
+  { name: "neffos", file: neffosFile, wire: "neffos", args: ["default"] },
+  { name: "neffos strict", file: neffosFile, wire: "neffos", args: ["strict"] }
+]
+
+export interface Run {
+  readonly results: Results
+  readonly servers: ReadonlyArray<ServerSpec>
+  readonly notes: Array<string>
+}
+
+const serverCpu = 0
+const loadCpu = 1
+
+const runTrial = async (
+  spec: ServerSpec,
+  trial: number,
+  base: Omit<Context, "server" | "target" | "record">,
+  results: Results,
+  pinned: boolean
+) => {
+  const server = await spawnWorker<ServerApi>(spec.file, {
+    cpu: pinned ? serverCpu : undefined,
+    nodeFlags: ["--expose-gc"],
+    args: spec.args ?? []
+  })
+  try {
+    const info = await server.call("info")
+    const ctx: Context = {
+      ...base,
+      server,
+      target: { wire: spec.wire, url: `ws://127.0.0.1:${info.port}${info.path}` },
+      record: (scenario, values) => results.record(scenario, { server: spec.name, trial, values })
+    }
+    for (const step of steps) await step(ctx)
+  } finally {
+    await base.load.call("closeAll").catch(() => undefined)
+    await server.stop()
+  }
+}
+
+export const runSuite = async (config: Config, machine: Machine, log: (line: string) => void): Promise<Run> => {
+  const notes: Array<string> = []
+  const servers = allServers.filter((spec) => fs.existsSync(new URL(spec.file, import.meta.url)))
+  if (servers.length < allServers.length) notes.push("effect-neffos server not available yet: skipped")
+  const results = new Results()
+  const load: Worker<LoadApi> = await spawnWorker<LoadApi>("load/main.ts", {
+    cpu: machine.pinned ? loadCpu : undefined
+  })
+  try {
+    for (let trial = 1; trial <= config.trials; trial++) {
+      for (const spec of servers) {
+        const started = Date.now()
+        const warn = (message: string) => notes.push(`${spec.name}, trial ${trial}: ${message}`)
+        try {
+          await runTrial(spec, trial, { config, load, warn }, results, machine.pinned)
+        } catch (error) {
+          warn(`failed: ${error instanceof Error ? error.message : String(error)}`)
+        }
+        log(`  trial ${trial}/${config.trials} ${spec.name}: ${((Date.now() - started) / 1e3).toFixed(1)} s`)
+      }
+    }
+  } finally {
+    await load.stop()
+  }
+  return { results, servers, notes }
+}

@@ -1,0 +1,189 @@
+/**
+ * Server-side connection handles: a `Conn` per WebSocket, an `NSConn` per
+ * namespace it is connected to, a `Room` per room it joined. Handlers receive the
+ * `NSConn` of the namespace their event arrived on.
+ *
+ * @since 0.1.0
+ */
+import type * as Duration from "effect/Duration"
+import type * as Effect from "effect/Effect"
+import type * as Errors from "./Errors.js"
+import type * as Message from "./Message.js"
+
+/**
+ * @since 0.1.0
+ * @category type ids
+ */
+export const TypeId: unique symbol = Symbol.for("effect-neffos/Conn")
+
+/**
+ * @since 0.1.0
+ * @category type ids
+ */
+export type TypeId = typeof TypeId
+
+/**
+ * The HTTP request that opened the connection. Header names are lower case;
+ * `X-Websocket-Header-<Name>` query parameters are already turned into headers.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Request {
+  readonly url: string
+  readonly headers: Readonly<Record<string, string>>
+  readonly remoteAddress: string | undefined
+}
+
+/**
+ * Delivery counters of one connection.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Stats {
+  /** frames waiting in the outbox now */
+  readonly outboxSize: number
+  readonly outboxCapacity: number
+  /** frames dropped by the outbox's overflow policy so far */
+  readonly dropped: number
+  /** frames handed to the socket so far */
+  readonly written: number
+}
+
+/**
+ * Options of operations that wait for the peer's answer.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RequestOptions {
+  readonly timeout?: Duration.DurationInput | undefined
+}
+
+/**
+ * A typed key of the per-connection store. Its `initial` value is what `get`
+ * returns before anything was set.
+ *
+ * @since 0.1.0
+ * @category store
+ */
+export interface StoreKey<A> {
+  readonly name: string
+  readonly initial: () => A
+}
+
+/**
+ * @since 0.1.0
+ * @category store
+ */
+export const storeKey = <A>(name: string, initial: () => A): StoreKey<A> => ({ name, initial })
+
+/**
+ * A message to broadcast: a namespace (defaults to the handle's own), an optional
+ * room, an event and a body.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Outgoing = Message.MessageInit
+
+/**
+ * A server-side connection.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Conn {
+  readonly [TypeId]: TypeId
+  /** the id from the server's `idGenerator`; not necessarily unique */
+  readonly id: string
+  readonly request: Request
+  /** `X-Websocket-Reconnect` of the request: how often the client had tried to reconnect */
+  readonly reconnectTries: number
+  readonly wasReconnected: boolean
+  readonly isClosed: Effect.Effect<boolean>
+  readonly stats: Effect.Effect<Stats>
+  /** the namespace handle, when connected */
+  readonly namespace: (name: string) => Effect.Effect<NSConn, Errors.BadNamespace>
+  readonly namespaces: Effect.Effect<ReadonlyArray<NSConn>>
+  /** connects the client to a namespace declared on the server (server-initiated) */
+  readonly connect: (namespace: string, options?: RequestOptions) => Effect.Effect<NSConn, Errors.RequestError>
+  readonly disconnectAll: (options?: RequestOptions) => Effect.Effect<void, Errors.RequestError>
+  /** closes the socket (default code 1000) after writing what is already queued */
+  readonly close: (options?: { readonly code?: number; readonly reason?: string }) => Effect.Effect<void>
+  /** waits until the connection is closed and its close sequence has run */
+  readonly awaitClose: Effect.Effect<void>
+  readonly get: <A>(key: StoreKey<A>) => Effect.Effect<A>
+  readonly set: <A>(key: StoreKey<A>, value: A) => Effect.Effect<void>
+  readonly modify: <A>(key: StoreKey<A>, f: (a: A) => A) => Effect.Effect<A>
+}
+
+/**
+ * A connection's membership of a namespace, on the server.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface NSConn {
+  readonly conn: Conn
+  readonly namespace: string
+  readonly emit: (
+    event: string,
+    body?: string | Uint8Array
+  ) => Effect.Effect<void, Errors.ConnectionClosed | Errors.BadNamespace>
+  readonly emitBinary: (
+    event: string,
+    body: string | Uint8Array
+  ) => Effect.Effect<void, Errors.ConnectionClosed | Errors.BadNamespace>
+  /** asks the client and waits for its reply (the server's `askTimeout` by default) */
+  readonly ask: (
+    event: string,
+    body?: string | Uint8Array,
+    options?: RequestOptions
+  ) => Effect.Effect<Message.Message, Errors.AskError>
+  readonly joinRoom: (room: string, options?: RequestOptions) => Effect.Effect<Room, Errors.RequestError>
+  readonly room: (name: string) => Effect.Effect<Room, Errors.BadRoom>
+  readonly rooms: Effect.Effect<ReadonlyArray<Room>>
+  readonly leaveAll: (options?: RequestOptions) => Effect.Effect<void, Errors.RequestError>
+  readonly disconnect: (options?: RequestOptions) => Effect.Effect<void, Errors.RequestError>
+  /** to every connection of the message's namespace (and room), this one included */
+  readonly broadcast: (message: Outgoing) => Effect.Effect<void>
+  /** to every connection of the message's namespace (and room) but this one */
+  readonly broadcastOthers: (message: Outgoing) => Effect.Effect<void>
+}
+
+/**
+ * A connection's membership of a room, on the server.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Room {
+  readonly nsConn: NSConn
+  readonly name: string
+  readonly emit: (
+    event: string,
+    body?: string | Uint8Array
+  ) => Effect.Effect<void, Errors.ConnectionClosed | Errors.BadNamespace | Errors.BadRoom>
+  readonly emitBinary: (
+    event: string,
+    body: string | Uint8Array
+  ) => Effect.Effect<void, Errors.ConnectionClosed | Errors.BadNamespace | Errors.BadRoom>
+  readonly ask: (
+    event: string,
+    body?: string | Uint8Array,
+    options?: RequestOptions
+  ) => Effect.Effect<Message.Message, Errors.AskError>
+  readonly leave: (options?: RequestOptions) => Effect.Effect<void, Errors.RequestError>
+  /** to every member of this room, this connection included */
+  readonly broadcast: (event: string, body?: string | Uint8Array) => Effect.Effect<void>
+  /** to every member of this room but this connection */
+  readonly broadcastOthers: (event: string, body?: string | Uint8Array) => Effect.Effect<void>
+}
+
+/**
+ * @since 0.1.0
+ * @category guards
+ */
+export const isConn = (u: unknown): u is Conn => typeof u === "object" && u !== null && TypeId in u

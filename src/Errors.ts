@@ -1,0 +1,168 @@
+/**
+ * The typed failures of effect-neffos. Every operation that can fail says which
+ * of these it fails with; none of them is thrown.
+ *
+ * @since 0.1.0
+ */
+import * as Data from "effect/Data"
+import type * as Duration from "effect/Duration"
+
+/**
+ * No connection with this id is connected (to the namespace, when one is given).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ConnectionNotFound extends Data.TaggedError("ConnectionNotFound")<{
+  readonly id: string
+  readonly namespace?: string | undefined
+}> {
+  override get message() {
+    return this.namespace === undefined
+      ? `no connection with id ${JSON.stringify(this.id)}`
+      : `no connection with id ${JSON.stringify(this.id)} in namespace ${JSON.stringify(this.namespace)}`
+  }
+}
+
+/**
+ * The connection is closed (or closed while the operation was waiting).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ConnectionClosed extends Data.TaggedError("ConnectionClosed")<{
+  readonly id: string
+}> {
+  override get message() {
+    return `connection ${JSON.stringify(this.id)} is closed`
+  }
+}
+
+/**
+ * The namespace is not declared, or the connection is not connected to it.
+ * Its wire text is `bad namespace`.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class BadNamespace extends Data.TaggedError("BadNamespace")<{
+  readonly namespace: string
+}> {
+  override get message() {
+    return "bad namespace"
+  }
+}
+
+/**
+ * The connection has not joined the room. Its wire text is `bad room`.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class BadRoom extends Data.TaggedError("BadRoom")<{
+  readonly namespace: string
+  readonly room: string
+}> {
+  override get message() {
+    return "bad room"
+  }
+}
+
+/**
+ * No reply arrived within the ask's timeout. A reply that arrives later is dropped.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class AskTimeout extends Data.TaggedError("AskTimeout")<{
+  readonly namespace: string
+  readonly event: string
+  readonly timeout: Duration.Duration
+}> {
+  override get message() {
+    return `no reply to ${JSON.stringify(this.event)} in namespace ${JSON.stringify(this.namespace)} within the timeout`
+  }
+}
+
+/**
+ * The peer answered with an error (an `isError=1` frame); `text` is its error text.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class RemoteError extends Data.TaggedError("RemoteError")<{
+  readonly text: string
+  readonly namespace: string
+  readonly room: string
+  readonly event: string
+}> {
+  override get message() {
+    return this.text
+  }
+}
+
+/**
+ * A local lifecycle handler (for example `_OnRoomJoin`) refused an operation this
+ * side started; nothing was sent.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class Vetoed extends Data.TaggedError("Vetoed")<{
+  readonly event: string
+  readonly namespace: string
+  readonly room: string
+  readonly text: string
+  readonly cause?: unknown
+}> {
+  override get message() {
+    return this.text
+  }
+}
+
+/**
+ * The server refused the WebSocket handshake with `H<reason>`.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class HandshakeRejected extends Data.TaggedError("HandshakeRejected")<{
+  readonly reason: string
+}> {
+  override get message() {
+    return `handshake rejected: ${this.reason}`
+  }
+}
+
+/**
+ * The WebSocket could not be opened, or the handshake did not complete in time,
+ * or the socket closed before it did.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class HandshakeError extends Data.TaggedError("HandshakeError")<{
+  readonly reason: "Timeout" | "Closed" | "Open" | "Protocol"
+  readonly description: string
+  readonly cause?: unknown
+}> {
+  override get message() {
+    return `handshake failed (${this.reason}): ${this.description}`
+  }
+}
+
+/**
+ * The errors an ask can fail with.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type AskError = AskTimeout | RemoteError | ConnectionClosed | BadNamespace | BadRoom
+
+/**
+ * The errors a namespace connect or room join/leave can fail with.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type RequestError = AskTimeout | RemoteError | ConnectionClosed | BadNamespace | BadRoom | Vetoed

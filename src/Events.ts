@@ -1,0 +1,160 @@
+/**
+ * Event handlers, grouped by namespace. A handler is an Effect program that
+ * receives the namespace handle and the message; its error type becomes the
+ * peer's error reply and its requirements become requirements of the Layer that
+ * runs it.
+ *
+ * Lookup is by exact event name, then `_OnAnyEvent`. The lifecycle events of
+ * neffos are ordinary entries: `_OnNamespaceConnect` (fail to refuse),
+ * `_OnNamespaceConnected`, `_OnNamespaceDisconnect` (fail to refuse a client's
+ * request), `_OnRoomJoin` (fail to refuse), `_OnRoomJoined`, `_OnRoomLeave` (fail to
+ * refuse), `_OnRoomLeft`, and `_OnNativeMessage` on namespace `""` for raw frames.
+ *
+ * @since 0.1.0
+ */
+import type * as Effect from "effect/Effect"
+import type * as Conn from "./Conn.js"
+import type * as Message from "./Message.js"
+import type * as Reply from "./Reply.js"
+
+/**
+ * @since 0.1.0
+ * @category type ids
+ */
+export const TypeId: unique symbol = Symbol.for("effect-neffos/Events")
+
+/**
+ * @since 0.1.0
+ * @category type ids
+ */
+export type TypeId = typeof TypeId
+
+/**
+ * A handler: return a `Reply` to answer, nothing to stay silent, fail to send an
+ * error back.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Handler<NS, E = never, R = never> = (ns: NS, message: Message.Message) => Effect.Effect<
+  void | Reply.Reply,
+  E,
+  R
+>
+
+/**
+ * The handlers of one namespace, by event name.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type EventMap<NS> = { readonly [event: string]: Handler<NS, any, any> }
+
+/**
+ * Handlers by namespace, then by event name.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type NamespaceMap<NS> = { readonly [namespace: string]: EventMap<NS> }
+
+/**
+ * A set of handlers for the connections of one side (`NS` is the namespace
+ * handle they receive), failing with `E` and requiring `R`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Events<NS, out E, out R> {
+  readonly [TypeId]: {
+    readonly NS: (_: NS) => void
+    readonly E: (_: never) => E
+    readonly R: (_: never) => R
+  }
+  readonly table: ReadonlyMap<string, ReadonlyMap<string, Handler<NS, E, R>>>
+}
+
+/**
+ * Server-side handlers.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ServerEvents<E = never, R = never> = Events<Conn.NSConn, E, R>
+
+/**
+ * The error type of a map of handlers.
+ *
+ * @since 0.1.0
+ * @category type level
+ */
+export type ErrorOf<M> = {
+  [N in keyof M]: { [K in keyof M[N]]: M[N][K] extends Handler<any, infer E, any> ? E : never }[keyof M[N]]
+}[keyof M]
+
+/**
+ * The requirements of a map of handlers.
+ *
+ * @since 0.1.0
+ * @category type level
+ */
+export type ContextOf<M> = {
+  [N in keyof M]: { [K in keyof M[N]]: M[N][K] extends Handler<any, any, infer R> ? R : never }[keyof M[N]]
+}[keyof M]
+
+const variance = { NS: (_: unknown) => {}, E: (_: never) => _, R: (_: never) => _ }
+
+/**
+ * Builds events of any side from a map of handlers.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = <NS, M extends NamespaceMap<NS>>(map: M): Events<NS, ErrorOf<M>, ContextOf<M>> => {
+  const table = new Map<string, ReadonlyMap<string, Handler<NS, any, any>>>()
+  for (const namespace of Object.keys(map)) {
+    table.set(namespace, new Map(Object.entries(map[namespace])))
+  }
+  return { [TypeId]: variance, table } as Events<NS, ErrorOf<M>, ContextOf<M>>
+}
+
+/**
+ * Server-side handlers by namespace, then by event name.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Events, Reply } from "effect-neffos"
+ *
+ * const events = Events.namespaces({
+ *   default: {
+ *     chat: (ns, msg) => ns.broadcastOthers(msg),
+ *     echo: (_ns, msg) => Effect.succeed(Reply.text(String(msg.body)))
+ *   }
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const namespaces = <const M extends NamespaceMap<Conn.NSConn>>(
+  map: M
+): Events<Conn.NSConn, ErrorOf<M>, ContextOf<M>> => make<Conn.NSConn, M>(map)
+
+/**
+ * Combines handler sets; for the same namespace and event the later one wins.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const merge = <NS, E1, R1, E2, R2>(
+  self: Events<NS, E1, R1>,
+  that: Events<NS, E2, R2>
+): Events<NS, E1 | E2, R1 | R2> => {
+  const table = new Map<string, ReadonlyMap<string, Handler<NS, any, any>>>(self.table)
+  for (const [namespace, events] of that.table) {
+    const existing = table.get(namespace)
+    table.set(namespace, existing === undefined ? events : new Map([...existing, ...events]))
+  }
+  return { [TypeId]: variance, table } as Events<NS, E1 | E2, R1 | R2>
+}

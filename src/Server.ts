@@ -1,0 +1,212 @@
+/**
+ * The neffos server as an Effect service: connections, namespaces, rooms,
+ * broadcasts, targeted sends and server-side asks. A transport (`NodeServer`, or
+ * the in-memory `TestServer`) feeds it sockets.
+ *
+ * @since 0.1.0
+ */
+import type * as Context from "effect/Context"
+import type * as Duration from "effect/Duration"
+import type * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Queue from "effect/Queue"
+import type * as Scope from "effect/Scope"
+import type * as Stream from "effect/Stream"
+import type * as Conn from "./Conn.js"
+import type * as Errors from "./Errors.js"
+import type * as Events from "./Events.js"
+import * as internal from "./internal/server.js"
+import type { RawSocket, SocketHandlers } from "./internal/transport.js"
+import type * as Message from "./Message.js"
+
+/**
+ * A message to broadcast. `namespace` is required on the wire (it defaults to `""`);
+ * `room` narrows the receivers to the room's members, `to` to the connections with
+ * that id.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Outgoing extends Message.MessageInit {
+  readonly to?: string | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface BroadcastOptions {
+  /** a connection (excludes exactly that one) or an id (excludes every connection with it) */
+  readonly except?: Conn.Conn | string | undefined
+  /** lossless delivery in the same order at every receiver (see {@link Options.strict}) */
+  readonly strict?: boolean | undefined
+}
+
+/**
+ * A server-side ask addressed to a connection id.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface AskRequest {
+  readonly to: string
+  readonly namespace: string
+  readonly room?: string | undefined
+  readonly event: string
+  readonly body?: string | Uint8Array | undefined
+}
+
+/**
+ * What happened to the server's connections, in order.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ServerEvent =
+  | { readonly _tag: "Connected"; readonly conn: Conn.Conn }
+  | { readonly _tag: "Disconnected"; readonly conn: Conn.Conn; readonly code: number; readonly reason: string }
+  | { readonly _tag: "NamespaceConnected"; readonly conn: Conn.Conn; readonly namespace: string }
+  | { readonly _tag: "NamespaceDisconnected"; readonly conn: Conn.Conn; readonly namespace: string }
+  | { readonly _tag: "RoomJoined"; readonly conn: Conn.Conn; readonly namespace: string; readonly room: string }
+  | { readonly _tag: "RoomLeft"; readonly conn: Conn.Conn; readonly namespace: string; readonly room: string }
+
+/**
+ * A connection's outbox: how many frames it holds and what happens when it is full.
+ *
+ * - `sliding` (default): the oldest queued frame is dropped;
+ * - `dropping`: the new frame is dropped;
+ * - `disconnect`: the connection is closed with 1008 "slow consumer".
+ *
+ * Drops are counted per connection (`conn.stats`) and in the
+ * `effect_neffos_outbox_dropped_frames` metric.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface OutboxOptions {
+  /** frames; default 1024 */
+  readonly capacity?: number | undefined
+  readonly strategy?: "sliding" | "dropping" | "disconnect" | undefined
+  /** socket bytes buffered beyond which the writer waits for the socket to drain; default 64 KiB */
+  readonly highWaterMark?: number | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options<E, R> {
+  readonly events: Events.Events<Conn.NSConn, E, R>
+  /** the connection id; default `crypto.randomUUID()`. Ids need not be unique. */
+  readonly idGenerator?: ((request: Conn.Request) => string) | undefined
+  /**
+   * Runs once the client sent its handshake `M`. Failing rejects the client: it gets
+   * `H<error text>` and a close with 1008. It may connect namespaces (`conn.connect`).
+   */
+  readonly onConnect?: ((conn: Conn.Conn) => Effect.Effect<void, unknown, R>) | undefined
+  /** runs after a connection closed and its forced leave/disconnect events fired */
+  readonly onDisconnect?: ((conn: Conn.Conn) => Effect.Effect<void, never, R>) | undefined
+  /** the outbox of every connection, or a function choosing it per connection */
+  readonly outbox?: OutboxOptions | ((request: Conn.Request) => OutboxOptions) | undefined
+  /**
+   * Strict delivery for every broadcast (or per call with `{ strict: true }`): a
+   * broadcaster waits for room in a full outbox instead of dropping, so every
+   * receiver gets every message in the same order; a receiver still full after
+   * `writeTimeout` (default 5 s) is disconnected with 1008 "slow consumer".
+   */
+  readonly strict?: boolean | { readonly writeTimeout?: Duration.DurationInput | undefined } | undefined
+  /** default timeout of server-side asks and requests; default 30 s */
+  readonly askTimeout?: Duration.DurationInput | undefined
+  /** a client that has not completed the handshake by then is closed; default 10 s */
+  readonly handshakeTimeout?: Duration.DurationInput | undefined
+  /** WebSocket ping period; default 25 s, 0 disables keep-alive */
+  readonly pingInterval?: Duration.DurationInput | undefined
+  /** a peer that does not answer a ping within this time is dropped; default 20 s */
+  readonly pingTimeout?: Duration.DurationInput | undefined
+  /** largest accepted frame in bytes (larger: close 1009); default 1 MiB */
+  readonly maxMessageSize?: number | undefined
+  /** inbound messages queued per connection before the socket stops being read; default 256 */
+  readonly inboundCapacity?: number | undefined
+  /**
+   * Answer asks that would otherwise stay silent: an empty reply when the handler
+   * returned no `Reply`, `unknown event` when there is no handler. Default true.
+   */
+  readonly answerUnrepliedAsks?: boolean | undefined
+  /** how long shutdown waits for outboxes to drain and connections to close; default 5 s */
+  readonly shutdownTimeout?: Duration.DurationInput | undefined
+}
+
+/**
+ * The server service.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Server {
+  /**
+   * Sends a message to every connection of its namespace (and room, and id with
+   * `to`), but `except`. The frame is encoded once; delivery never blocks on a slow
+   * receiver unless `strict`.
+   */
+  readonly broadcast: (message: Outgoing, options?: BroadcastOptions) => Effect.Effect<void>
+  /** sends to the connection(s) with this id, connected to the message's namespace */
+  readonly send: (id: string, message: Outgoing) => Effect.Effect<void, Errors.ConnectionNotFound>
+  /** asks the connection with this id; with several, the first reply wins */
+  readonly ask: (
+    request: AskRequest,
+    options?: Conn.RequestOptions
+  ) => Effect.Effect<Message.Message, Errors.AskError | Errors.ConnectionNotFound>
+  /** runs `f` for every connection, at most `concurrency` (default 16) at a time */
+  readonly do: <E, R>(
+    f: (conn: Conn.Conn) => Effect.Effect<unknown, E, R>,
+    options?: { readonly concurrency?: number | "unbounded" | undefined }
+  ) => Effect.Effect<void, E, R>
+  readonly connectionCount: Effect.Effect<number>
+  /** a snapshot of the connections that completed the handshake */
+  readonly connections: Effect.Effect<ReadonlyArray<Conn.Conn>>
+  /** the (first) connection with this id */
+  readonly connection: (id: string) => Effect.Effect<Conn.Conn, Errors.ConnectionNotFound>
+  readonly connectionsById: (id: string) => Effect.Effect<ReadonlyArray<Conn.Conn>>
+  /** the connections connected to a namespace, or joined to a room of it */
+  readonly members: (namespace: string, room?: string) => Effect.Effect<ReadonlyArray<Conn.Conn>>
+  readonly memberCount: (namespace: string, room?: string) => Effect.Effect<number>
+  /** lifecycle events from now on */
+  readonly lifecycle: Stream.Stream<ServerEvent>
+  /** a subscription to lifecycle events, for as long as the scope lives */
+  readonly subscribe: Effect.Effect<Queue.Dequeue<ServerEvent>, never, Scope.Scope>
+  readonly maxMessageSize: number
+  /**
+   * For transports: hands a freshly upgraded socket to the server and returns the
+   * callbacks the transport must call.
+   */
+  readonly unsafeAccept: (
+    socket: RawSocket,
+    request: Conn.Request,
+    options?: { readonly id?: string | undefined }
+  ) => SocketHandlers
+  /** stops accepting, drains every outbox and closes every connection with 1001 */
+  readonly shutdown: Effect.Effect<void>
+}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export const Server: Context.Tag<Server, Server> = internal.ServerTag
+
+/**
+ * Builds the server in the current scope; closing the scope shuts it down
+ * gracefully. Handlers may use `Server` themselves.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make: <E, R>(options: Options<E, R>) => Effect.Effect<Server, never, Scope.Scope | Exclude<R, Server>> =
+  internal.make
+
+/**
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = <E, R>(options: Options<E, R>): Layer.Layer<Server, never, Exclude<R, Server>> =>
+  Layer.scoped(Server, make(options))

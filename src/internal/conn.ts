@@ -1,0 +1,1119 @@
+/**
+ * One neffos connection, either side: the reader, the sequential dispatcher, the
+ * ask table and the namespace/room state. The server and the client wrap it.
+ *
+ * @internal
+ */
+import * as Cause from "effect/Cause"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as FiberRef from "effect/FiberRef"
+import * as Option from "effect/Option"
+import * as Runtime from "effect/Runtime"
+import type * as Conn from "../Conn.js"
+import * as Errors from "../Errors.js"
+import type * as Message from "../Message.js"
+import * as Reply from "../Reply.js"
+import * as msg from "./message.js"
+import { type Frame, nextTurn, OfferResult, Outbox, type OverflowStrategy } from "./outbox.js"
+import type { RawSocket, SocketHandlers } from "./transport.js"
+
+/** @internal */
+export type Side = "server" | "client"
+
+/** @internal */
+export type AnyHandler = (ns: any, message: Message.Message) => Effect.Effect<void | Reply.Reply, unknown, any>
+
+/** A handler's requirements are provided by the runtime its connection runs on. */
+const invoke = (handler: AnyHandler, ns: NSConnImpl, message: Message.Message) =>
+  Effect.suspend(() => handler(ns, message)) as Effect.Effect<void | Reply.Reply, unknown>
+
+/** @internal */
+export type EventTable = ReadonlyMap<string, ReadonlyMap<string, AnyHandler>>
+
+/** @internal */
+export interface OutboxConfig {
+  readonly capacity: number
+  readonly strategy: OverflowStrategy
+  readonly highWaterMark: number
+}
+
+/** @internal */
+export interface RequestInfo {
+  readonly url: string
+  readonly headers: Readonly<Record<string, string>>
+  readonly remoteAddress: string | undefined
+}
+
+/** @internal */
+export interface ConnHooks {
+  /** the server's membership index; called synchronously when state changes */
+  readonly namespaceChanged: (ns: NSConnImpl, added: boolean) => void
+  readonly roomChanged: (room: RoomImpl, added: boolean) => void
+  /** after the M of a server connection: decide (onConnect) and call `accept` or `reject` */
+  readonly handshake: (conn: ConnImpl) => void
+  /** the handshake completed (`A<id>` written) */
+  readonly accepted: (conn: ConnImpl) => void
+  /** after the close sequence fired its forced events */
+  readonly closed: (conn: ConnImpl) => Effect.Effect<void>
+  readonly broadcast: (
+    message: Message.Message,
+    except: ConnImpl | undefined
+  ) => Effect.Effect<void>
+  readonly dropped: (conn: ConnImpl) => void
+}
+
+/** @internal */
+export interface ConnConfig {
+  readonly side: Side
+  readonly events: EventTable
+  readonly runtime: Runtime.Runtime<any>
+  readonly askTimeout: Duration.Duration
+  readonly inboundCapacity: number
+  readonly answerUnrepliedAsks: boolean
+  readonly native: "none" | "fallback" | "only"
+  readonly hooks: ConnHooks
+}
+
+type RequestOptions = Conn.RequestOptions
+
+const ConnTypeId: Conn.TypeId = Symbol.for("effect-neffos/Conn") as Conn.TypeId
+
+const HANDSHAKE = 0
+const ACCEPTING = 1
+const OPEN = 2
+const CLOSED = 3
+
+type Task = Message.Message | Effect.Effect<void>
+
+type PendingReply = (reply: Message.Message | undefined) => void
+
+/** The connection whose dispatcher runs the current fiber (handlers and their children). */
+const currentDispatch = FiberRef.unsafeMake<ConnImpl | undefined>(undefined)
+
+let nextKey = 0
+
+const OnNamespaceConnect = "_OnNamespaceConnect"
+const OnNamespaceConnected = "_OnNamespaceConnected"
+const OnNamespaceDisconnect = "_OnNamespaceDisconnect"
+const OnRoomJoin = "_OnRoomJoin"
+const OnRoomJoined = "_OnRoomJoined"
+const OnRoomLeave = "_OnRoomLeave"
+const OnRoomLeft = "_OnRoomLeft"
+const OnAnyEvent = "_OnAnyEvent"
+const OnNativeMessage = "_OnNativeMessage"
+
+/** @internal */
+export const errorText = (error: unknown): string => {
+  if (typeof error === "string") return error
+  if (typeof error === "object" && error !== null) {
+    const message = (error as { message?: unknown }).message
+    if (typeof message === "string" && message.length > 0) return message
+    const tag = (error as { _tag?: unknown })._tag
+    if (typeof tag === "string") return tag
+  }
+  const text = String(error)
+  return text.length > 0 ? text : "error"
+}
+
+const lifecycle = (
+  namespace: string,
+  room: string,
+  event: string,
+  isLocal: boolean,
+  isForced: boolean
+): Message.Message => msg.unsafeMake(namespace, room, event, "", undefined, false, "", false, false, isLocal, isForced)
+
+/** @internal */
+export class ConnImpl {
+  declare readonly [ConnTypeId]: Conn.TypeId
+  readonly key = nextKey++
+  readonly outbox: Outbox
+  readonly nsMap = new Map<string, NSConnImpl>()
+  readonly store = new Map<unknown, unknown>()
+  private readonly pending = new Map<string, PendingReply>()
+  private readonly connecting = new Map<string, Deferred.Deferred<NSConnImpl, Errors.RequestError>>()
+  private inbound: Array<Task> = []
+  private inboundHead = 0
+  private dispatcher: Fiber.RuntimeFiber<void> | undefined
+  private dispatching = false
+  private paused = false
+  private state: number
+  private readonly closedLatch = Deferred.unsafeMake<void>(undefined as any)
+  closeCode = 0
+  closeReason = ""
+  /** keep-alive bookkeeping, driven by the server's timers */
+  awaitingPong = false
+  pingSeq = 0
+  invalidFrames = 0
+  private accepted_ = false
+
+  constructor(
+    readonly id: string,
+    readonly socket: RawSocket,
+    readonly config: ConnConfig,
+    outbox: OutboxConfig,
+    readonly request: RequestInfo,
+    readonly reconnectTries: number
+  ) {
+    this.outbox = new Outbox(
+      outbox.capacity,
+      outbox.strategy,
+      outbox.highWaterMark,
+      socket,
+      () => this.onOverflow()
+    )
+    this.state = config.native === "only" ? OPEN : HANDSHAKE
+    if (this.state === HANDSHAKE && config.side === "server") this.outbox.hold()
+  }
+
+  /** Native-only mode: no handshake, namespace "" is connected from the start. */
+  openNative(): void {
+    this.addNamespace(new NSConnImpl(this, ""))
+  }
+
+  get isOpen(): boolean {
+    return this.state === OPEN || this.state === ACCEPTING
+  }
+
+  get closed(): boolean {
+    return this.state === CLOSED
+  }
+
+  get closedError(): Errors.ConnectionClosed {
+    return new Errors.ConnectionClosed({ id: this.id })
+  }
+
+  // ---------------------------------------------------------------------------
+  // public API (Conn)
+  // ---------------------------------------------------------------------------
+
+  get wasReconnected(): boolean {
+    return this.reconnectTries > 0
+  }
+
+  get isClosed(): Effect.Effect<boolean> {
+    return Effect.sync(() => this.state === CLOSED)
+  }
+
+  get stats(): Effect.Effect<Conn.Stats> {
+    return Effect.sync(() => ({
+      outboxSize: this.outbox.size,
+      outboxCapacity: this.outbox.capacity,
+      dropped: this.outbox.dropped,
+      written: this.outbox.written
+    }))
+  }
+
+  namespace(name: string): Effect.Effect<NSConnImpl, Errors.BadNamespace> {
+    return Effect.suspend(() => {
+      const ns = this.nsMap.get(name)
+      return ns === undefined ? Effect.fail(new Errors.BadNamespace({ namespace: name })) : Effect.succeed(ns)
+    })
+  }
+
+  get namespaces(): Effect.Effect<ReadonlyArray<NSConnImpl>> {
+    return Effect.sync(() => Array.from(this.nsMap.values()))
+  }
+
+  disconnectAll(options?: RequestOptions): Effect.Effect<void, Errors.RequestError> {
+    return Effect.suspend(() =>
+      Effect.forEach(Array.from(this.nsMap.values()), (ns) => this.disconnectNamespace(ns, options?.timeout), {
+        discard: true
+      })
+    )
+  }
+
+  close(options?: { readonly code?: number; readonly reason?: string }): Effect.Effect<void> {
+    return Effect.sync(() => this.unsafeClose(options?.code ?? 1000, options?.reason ?? ""))
+  }
+
+  get awaitClose(): Effect.Effect<void> {
+    return Deferred.await(this.closedLatch)
+  }
+
+  get<A>(key: Conn.StoreKey<A>): Effect.Effect<A> {
+    return Effect.sync(() => (this.store.has(key) ? this.store.get(key) as A : key.initial()))
+  }
+
+  set<A>(key: Conn.StoreKey<A>, value: A): Effect.Effect<void> {
+    return Effect.sync(() => {
+      this.store.set(key, value)
+    })
+  }
+
+  modify<A>(key: Conn.StoreKey<A>, f: (a: A) => A): Effect.Effect<A> {
+    return Effect.sync(() => {
+      const next = f(this.store.has(key) ? this.store.get(key) as A : key.initial())
+      this.store.set(key, next)
+      return next
+    })
+  }
+
+  // ---------------------------------------------------------------------------
+  // socket events
+  // ---------------------------------------------------------------------------
+
+  readonly handlers: SocketHandlers = {
+    onFrame: (frame) => this.onFrame(frame),
+    onPong: () => {
+      this.awaitingPong = false
+    },
+    onClose: (code, reason) => this.terminated(code, reason)
+  }
+
+  private onFrame(frame: Frame): void {
+    if (this.state === OPEN || this.state === ACCEPTING) {
+      return this.onMessageFrame(frame as string | Uint8Array)
+    }
+    if (this.state === HANDSHAKE) {
+      if (typeof frame === "string" && frame.charCodeAt(0) === 77) {
+        this.state = ACCEPTING
+        this.config.hooks.handshake(this)
+        return
+      }
+      // only M acknowledges: anything else, A<id> and H<reason> included, is a protocol error
+      this.unsafeClose(1002, "expected the handshake frame M")
+    }
+  }
+
+  private onMessageFrame(frame: string | Uint8Array): void {
+    const decoded = msg.decode(frame, this.config.native === "none" ? undefined : { native: this.config.native })
+    if (decoded._tag === "InvalidFrame") {
+      this.invalidFrames++
+      return
+    }
+    const wait = decoded.wait
+    if (wait.length > 0 && this.isReplyToken(wait)) {
+      const pending = this.pending.get(wait)
+      // a reply nobody waits for (late, or never asked) is dropped, never dispatched
+      if (pending !== undefined) {
+        this.pending.delete(wait)
+        pending(decoded)
+      }
+      return
+    }
+    this.enqueue(decoded)
+  }
+
+  /** PROTOCOL.md 1.5: a server takes every token but `$...` as a reply; a client takes `$...` and `#...`. */
+  private isReplyToken(wait: string): boolean {
+    const c = wait.charCodeAt(0)
+    return this.config.side === "server" ? c !== 36 : c === 36 || c === 35
+  }
+
+  // ---------------------------------------------------------------------------
+  // handshake (server side)
+  // ---------------------------------------------------------------------------
+
+  get isAccepted(): boolean {
+    return this.accepted_
+  }
+
+  /** Marks a connection that needs no handshake (native-only mode, clients) as accepted. */
+  markAccepted(): void {
+    this.accepted_ = true
+    this.config.hooks.accepted(this)
+  }
+
+  /** Writes `A<id>` (once) and opens the connection. */
+  accept(): void {
+    if (this.state !== ACCEPTING) return
+    this.state = OPEN
+    this.socket.write(["A" + this.id])
+    this.outbox.release()
+    this.markAccepted()
+    if (this.inboundHead < this.inbound.length && !this.dispatching) this.startDispatcher()
+  }
+
+  /** Writes `H<reason>` and closes with 1008. */
+  reject(reason: string): void {
+    if (this.state !== ACCEPTING && this.state !== HANDSHAKE) return
+    this.socket.write(["H" + reason])
+    // frames queued while onConnect ran must not follow the refusal
+    this.unsafeClose(1008, reason, false)
+  }
+
+  /** Client side: the handshake answer arrived. */
+  opened(): void {
+    this.state = OPEN
+    this.markAccepted()
+  }
+
+  // ---------------------------------------------------------------------------
+  // dispatcher
+  // ---------------------------------------------------------------------------
+
+  private enqueue(task: Task): void {
+    if (this.state === CLOSED) return
+    this.inbound.push(task)
+    if (this.state === OPEN && !this.dispatching) this.startDispatcher()
+    if (!this.paused && this.inbound.length - this.inboundHead >= this.config.inboundCapacity) {
+      this.paused = true
+      this.socket.pause()
+    }
+  }
+
+  private startDispatcher(): void {
+    this.dispatching = true
+    // the fiber may run to completion inside runFork: only keep it while it is still draining
+    const fiber = Runtime.runFork(this.config.runtime)(this.drain)
+    if (this.dispatching && this.dispatcher === undefined) this.dispatcher = fiber
+  }
+
+  private take(): Task | undefined {
+    if (this.inboundHead >= this.inbound.length) return undefined
+    const task = this.inbound[this.inboundHead]
+    this.inbound[this.inboundHead++] = undefined as any
+    if (this.inboundHead === this.inbound.length) {
+      this.inbound = []
+      this.inboundHead = 0
+    } else if (this.inboundHead > 1024 && this.inboundHead * 2 > this.inbound.length) {
+      this.inbound = this.inbound.slice(this.inboundHead)
+      this.inboundHead = 0
+    }
+    if (this.paused && this.inbound.length - this.inboundHead <= this.config.inboundCapacity >> 1) {
+      this.paused = false
+      this.socket.resume()
+    }
+    return task
+  }
+
+  private readonly drain: Effect.Effect<void> = Effect.suspend(() => {
+    const loop: Effect.Effect<void> = Effect.suspend(() => {
+      const task = this.take()
+      if (task === undefined) {
+        this.dispatching = false
+        this.dispatcher = undefined
+        return Effect.void
+      }
+      const run = Effect.isEffect(task) ? task : this.handleIncoming(task)
+      return Effect.zipRight(run, loop)
+    })
+    return Effect.locally(loop, currentDispatch, this)
+  })
+
+  /** Runs `effect` in order with the incoming messages (or now, when already on the dispatcher). */
+  private inOrder(onDispatcher: boolean, effect: Effect.Effect<void>): Effect.Effect<void> {
+    if (onDispatcher) return effect
+    return Effect.flatMap(Deferred.make<void>(), (done) => {
+      this.enqueue(Effect.ensuring(effect, Deferred.done(done, Exit.void)))
+      return Effect.raceFirst(Deferred.await(done), this.awaitClose)
+    })
+  }
+
+  private get onDispatcher(): Effect.Effect<boolean> {
+    return Effect.map(FiberRef.get(currentDispatch), (conn) => conn === this)
+  }
+
+  // ---------------------------------------------------------------------------
+  // writing
+  // ---------------------------------------------------------------------------
+
+  /** Offers a frame to the outbox; false when the connection is closed. */
+  write(frame: Frame): boolean {
+    const result = this.outbox.offer(frame)
+    if (result === OfferResult.Dropped) this.config.hooks.dropped(this)
+    return result !== OfferResult.Closed && result !== OfferResult.Overflow
+  }
+
+  private onOverflow(): void {
+    this.config.hooks.dropped(this)
+    this.unsafeClose(1008, "slow consumer", false)
+  }
+
+  /** Completes once everything queued so far was handed to the socket, one event-loop turn later. */
+  private get written(): Effect.Effect<void> {
+    return Effect.async<void>((resume) => {
+      this.outbox.onEmpty(() => nextTurn(() => resume(Effect.void)))
+    })
+  }
+
+  private writeEmptyReply(wait: string): void {
+    this.write(msg.emptyReply(wait))
+  }
+
+  private writeError(request: Message.Message, text: string): void {
+    this.write(
+      msg.encode(
+        msg.unsafeMake(request.namespace, request.room, request.event, "", text, false, request.wait, false, false)
+      )
+    )
+  }
+
+  // ---------------------------------------------------------------------------
+  // incoming messages
+  // ---------------------------------------------------------------------------
+
+  handlerFor(namespace: string, event: string): AnyHandler | undefined {
+    const events = this.config.events.get(namespace)
+    if (events === undefined) return undefined
+    return events.get(event) ?? events.get(OnAnyEvent)
+  }
+
+  /** Runs a lifecycle handler; its failure is the veto text. */
+  fire(ns: NSConnImpl, message: Message.Message): Effect.Effect<string | undefined> {
+    const handler = this.handlerFor(ns.namespace, message.event)
+    if (handler === undefined) return Effect.succeed(undefined)
+    return Effect.matchCauseEffect(invoke(handler, ns, message), {
+      onSuccess: () => Effect.succeed(undefined),
+      onFailure: (cause) => {
+        if (Cause.isInterruptedOnly(cause)) return Effect.succeed("interrupted")
+        const failure = Cause.failureOption(cause)
+        if (Option.isSome(failure)) return Effect.succeed(errorText(failure.value))
+        return Effect.as(
+          Effect.logError("effect-neffos: a lifecycle handler died", cause).pipe(
+            Effect.annotateLogs({ connection: this.id, namespace: ns.namespace, event: message.event })
+          ),
+          "internal error"
+        )
+      }
+    })
+  }
+
+  private handleIncoming(m: Message.Message): Effect.Effect<void> {
+    if (m.native) return this.handleNative(m)
+    switch (m.event) {
+      case OnNamespaceConnect:
+        return m.isNoOp ? Effect.void : this.handleConnectRequest(m)
+      case OnNamespaceDisconnect:
+        return m.isNoOp ? Effect.void : this.handleDisconnectRequest(m)
+      case OnRoomJoin:
+        return m.isNoOp ? Effect.void : this.handleJoinRequest(m)
+      case OnRoomLeave:
+        return m.isNoOp ? Effect.void : this.handleLeaveRequest(m)
+      case OnNamespaceConnected:
+      case OnRoomJoined:
+      case OnRoomLeft:
+        // local-only events: a peer cannot make our handlers believe they happened
+        return Effect.void
+      default:
+        return this.handleEvent(m)
+    }
+  }
+
+  private handleNative(m: Message.Message): Effect.Effect<void> {
+    const ns = this.nsMap.get("")
+    const handler = this.config.events.get("")?.get(OnNativeMessage)
+    if (ns === undefined || handler === undefined) return Effect.void
+    return this.runHandler(handler, ns, m)
+  }
+
+  private handleConnectRequest(m: Message.Message): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      if (!this.config.events.has(m.namespace)) {
+        this.writeError(m, "bad namespace")
+        return Effect.void
+      }
+      if (this.nsMap.has(m.namespace)) {
+        this.writeEmptyReply(m.wait)
+        return Effect.void
+      }
+      const ns = new NSConnImpl(this, m.namespace)
+      return Effect.flatMap(this.fire(ns, lifecycle(m.namespace, "", OnNamespaceConnect, false, false)), (veto) => {
+        if (veto !== undefined) {
+          this.writeError(m, veto)
+          return Effect.void
+        }
+        if (this.state === CLOSED || this.nsMap.has(m.namespace)) {
+          this.writeEmptyReply(m.wait)
+          return Effect.void
+        }
+        this.addNamespace(ns)
+        this.writeEmptyReply(m.wait)
+        // neffos.js stores the namespace only after its connect promise resumed: a frame for the
+        // namespace that reaches it in the same read as the reply would be dropped. So what
+        // _OnNamespaceConnected sends goes out in a later write than the reply.
+        return Effect.zipRight(
+          this.written,
+          Effect.asVoid(this.fire(ns, lifecycle(m.namespace, "", OnNamespaceConnected, false, false)))
+        )
+      })
+    })
+  }
+
+  private handleDisconnectRequest(m: Message.Message): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      const ns = this.nsMap.get(m.namespace)
+      if (ns === undefined) {
+        this.writeEmptyReply(m.wait)
+        return Effect.void
+      }
+      return Effect.flatMap(this.fire(ns, lifecycle(m.namespace, "", OnNamespaceDisconnect, false, false)), (veto) => {
+        // a server may refuse a client's disconnect; a client complies with the server's
+        if (veto !== undefined && this.config.side === "server") {
+          this.writeError(m, veto)
+          return Effect.void
+        }
+        return Effect.map(this.leaveAllForced(ns), () => {
+          this.removeNamespace(ns)
+          this.writeEmptyReply(m.wait)
+        })
+      })
+    })
+  }
+
+  private handleJoinRequest(m: Message.Message): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      const ns = this.nsMap.get(m.namespace)
+      if (ns === undefined) {
+        this.writeError(m, "bad namespace")
+        return Effect.void
+      }
+      if (ns.roomMap.has(m.room)) {
+        this.writeEmptyReply(m.wait)
+        return Effect.void
+      }
+      const room = new RoomImpl(ns, m.room)
+      return Effect.flatMap(this.fire(ns, lifecycle(m.namespace, m.room, OnRoomJoin, false, false)), (veto) => {
+        if (veto !== undefined) {
+          this.writeError(m, veto)
+          return Effect.void
+        }
+        if (this.state === CLOSED || ns.removed || ns.roomMap.has(m.room)) {
+          this.writeEmptyReply(m.wait)
+          return Effect.void
+        }
+        this.addRoom(room)
+        return Effect.map(this.fire(ns, lifecycle(m.namespace, m.room, OnRoomJoined, false, false)), () => {
+          this.writeEmptyReply(m.wait)
+        })
+      })
+    })
+  }
+
+  private handleLeaveRequest(m: Message.Message): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      const ns = this.nsMap.get(m.namespace)
+      if (ns === undefined) {
+        this.writeError(m, "bad namespace")
+        return Effect.void
+      }
+      const room = ns.roomMap.get(m.room)
+      if (room === undefined) {
+        this.writeEmptyReply(m.wait)
+        return Effect.void
+      }
+      return Effect.flatMap(this.fire(ns, lifecycle(m.namespace, m.room, OnRoomLeave, false, false)), (veto) => {
+        if (veto !== undefined && this.config.side === "server") {
+          this.writeError(m, veto)
+          return Effect.void
+        }
+        this.removeRoom(room)
+        return Effect.map(this.fire(ns, lifecycle(m.namespace, m.room, OnRoomLeft, false, false)), () => {
+          this.writeEmptyReply(m.wait)
+        })
+      })
+    })
+  }
+
+  private handleEvent(m: Message.Message): Effect.Effect<void> {
+    const isAsk = m.wait.length > 0
+    const ns = this.nsMap.get(m.namespace)
+    if (ns === undefined) {
+      // unlike Go neffos, an ask on a namespace the connection never connected gets an answer
+      if (isAsk) this.writeError(m, "bad namespace")
+      return Effect.void
+    }
+    if (m.room.length > 0 && !ns.roomMap.has(m.room)) {
+      if (isAsk) this.writeError(m, "bad room")
+      return Effect.void
+    }
+    const handler = this.handlerFor(m.namespace, m.event)
+    if (handler === undefined) {
+      if (isAsk && this.config.answerUnrepliedAsks) this.writeError(m, "unknown event")
+      return Effect.void
+    }
+    return this.runHandler(handler, ns, m)
+  }
+
+  private runHandler(handler: AnyHandler, ns: NSConnImpl, m: Message.Message): Effect.Effect<void> {
+    return invoke(handler, ns, m).pipe(
+      Effect.exit,
+      Effect.flatMap((exit) => {
+        if (Exit.isSuccess(exit)) {
+          const value = exit.value
+          if (Reply.isReply(value)) {
+            this.write(this.encodeReply(m, value.body))
+          } else if (m.wait.length > 0 && this.config.answerUnrepliedAsks && !m.native) {
+            this.writeEmptyReply(m.wait)
+          }
+          return Effect.void
+        }
+        const cause = exit.cause
+        if (Cause.isInterruptedOnly(cause)) return Effect.void
+        const failure = Cause.failureOption(cause)
+        const text = Option.isSome(failure) ? errorText(failure.value) : "internal error"
+        const log = Option.isSome(failure)
+          ? Effect.void
+          : Effect.logError("effect-neffos: an event handler died", cause).pipe(
+            Effect.annotateLogs({ connection: this.id, namespace: m.namespace, event: m.event })
+          )
+        // never answer an error message with an error: two such handlers would ping-pong forever
+        if (m.error === undefined && !m.native) this.writeError(m, text)
+        return log
+      })
+    )
+  }
+
+  private encodeReply(m: Message.Message, body: string | Uint8Array): Frame {
+    if (m.native) return body
+    return msg.encode(
+      msg.unsafeMake(m.namespace, m.room, m.event, body, undefined, typeof body !== "string", m.wait, false, false)
+    )
+  }
+
+  // ---------------------------------------------------------------------------
+  // membership state (synchronous; the hooks keep the server index in step)
+  // ---------------------------------------------------------------------------
+
+  addNamespace(ns: NSConnImpl): void {
+    this.nsMap.set(ns.namespace, ns)
+    this.config.hooks.namespaceChanged(ns, true)
+  }
+
+  removeNamespace(ns: NSConnImpl): void {
+    if (this.nsMap.get(ns.namespace) !== ns) return
+    for (const room of ns.roomMap.values()) this.removeRoom(room)
+    ns.removed = true
+    this.nsMap.delete(ns.namespace)
+    this.config.hooks.namespaceChanged(ns, false)
+  }
+
+  addRoom(room: RoomImpl): void {
+    room.ns.roomMap.set(room.name, room)
+    this.config.hooks.roomChanged(room, true)
+  }
+
+  removeRoom(room: RoomImpl): void {
+    if (room.ns.roomMap.get(room.name) !== room) return
+    room.removed = true
+    room.ns.roomMap.delete(room.name)
+    this.config.hooks.roomChanged(room, false)
+  }
+
+  /** Leaves every room of `ns` locally, firing the forced leave events. */
+  private leaveAllForced(ns: NSConnImpl): Effect.Effect<void> {
+    return Effect.forEach(
+      Array.from(ns.roomMap.values()),
+      (room) =>
+        Effect.zipRight(
+          this.fire(ns, lifecycle(ns.namespace, room.name, OnRoomLeave, true, true)),
+          Effect.suspend(() => {
+            this.removeRoom(room)
+            return this.fire(ns, lifecycle(ns.namespace, room.name, OnRoomLeft, true, true))
+          })
+        ),
+      { discard: true }
+    )
+  }
+
+  // ---------------------------------------------------------------------------
+  // outgoing requests
+  // ---------------------------------------------------------------------------
+
+  newToken(): string {
+    return this.config.side === "server" ? msg.serverToken() : msg.clientToken()
+  }
+
+  /**
+   * Sends `request` and waits for the reply carrying its token. `commit` runs
+   * synchronously in the reader when a successful reply arrives, before any later
+   * frame is handled.
+   */
+  sendRequest(
+    request: Message.Message,
+    timeout: Duration.DurationInput | undefined,
+    commit?: (reply: Message.Message) => void
+  ): Effect.Effect<Message.Message, Errors.AskTimeout | Errors.RemoteError | Errors.ConnectionClosed> {
+    const duration = timeout === undefined ? this.config.askTimeout : Duration.decode(timeout)
+    const wait = request.wait
+    const ask = Effect.async<Message.Message, Errors.RemoteError | Errors.ConnectionClosed>((resume) => {
+      if (this.state === CLOSED) return resume(Effect.fail(this.closedError))
+      if (this.state === ACCEPTING) this.accept()
+      this.pending.set(wait, (reply) => {
+        if (reply === undefined) return resume(Effect.fail(this.closedError))
+        if (reply.error !== undefined && reply.error.length > 0) {
+          return resume(Effect.fail(
+            new Errors.RemoteError({
+              text: reply.error,
+              namespace: request.namespace,
+              room: request.room,
+              event: request.event
+            })
+          ))
+        }
+        if (commit !== undefined) commit(reply)
+        resume(Effect.succeed(reply))
+      })
+      if (!this.write(msg.encode(request))) {
+        this.pending.delete(wait)
+        return resume(Effect.fail(this.closedError))
+      }
+      return Effect.sync(() => {
+        this.pending.delete(wait)
+      })
+    })
+    return Effect.timeoutFail(ask, {
+      duration,
+      onTimeout: () => new Errors.AskTimeout({ namespace: request.namespace, event: request.event, timeout: duration })
+    })
+  }
+
+  connect(namespace: string, options?: RequestOptions): Effect.Effect<NSConnImpl, Errors.RequestError> {
+    const timeout = options?.timeout
+    return Effect.suspend(() => {
+      if (this.state === CLOSED) return Effect.fail(this.closedError)
+      if (!this.config.events.has(namespace)) return Effect.fail(new Errors.BadNamespace({ namespace }))
+      const existing = this.nsMap.get(namespace)
+      if (existing !== undefined) return Effect.succeed(existing)
+      const inflight = this.connecting.get(namespace)
+      if (inflight !== undefined) return Deferred.await(inflight)
+      const done = Deferred.unsafeMake<NSConnImpl, Errors.RequestError>(undefined as any)
+      this.connecting.set(namespace, done)
+      return this.doConnect(namespace, timeout).pipe(
+        Effect.onExit((exit) =>
+          Effect.suspend(() => {
+            this.connecting.delete(namespace)
+            return Deferred.done(done, exit)
+          })
+        )
+      )
+    })
+  }
+
+  private doConnect(
+    namespace: string,
+    timeout: Duration.DurationInput | undefined
+  ): Effect.Effect<NSConnImpl, Errors.RequestError> {
+    const ns = new NSConnImpl(this, namespace)
+    return Effect.gen(this, function*() {
+      const veto = yield* this.fire(ns, lifecycle(namespace, "", OnNamespaceConnect, true, false))
+      if (veto !== undefined) {
+        return yield* Effect.fail(new Errors.Vetoed({ event: OnNamespaceConnect, namespace, room: "", text: veto }))
+      }
+      const onDispatcher = yield* this.onDispatcher
+      yield* this.sendRequest(
+        msg.unsafeMake(namespace, "", OnNamespaceConnect, "", undefined, false, this.newToken(), false, false),
+        timeout,
+        () => {
+          if (this.state !== CLOSED && !this.nsMap.has(namespace)) this.addNamespace(ns)
+        }
+      )
+      yield* this.inOrder(
+        onDispatcher,
+        Effect.asVoid(this.fire(ns, lifecycle(namespace, "", OnNamespaceConnected, true, false)))
+      )
+      return this.nsMap.get(namespace) ?? ns
+    })
+  }
+
+  disconnectNamespace(
+    ns: NSConnImpl,
+    timeout?: Duration.DurationInput | undefined
+  ): Effect.Effect<void, Errors.RequestError> {
+    return Effect.gen(this, function*() {
+      if (this.state === CLOSED) return yield* Effect.fail(this.closedError)
+      if (ns.removed) return
+      const onDispatcher = yield* this.onDispatcher
+      yield* this.sendRequest(
+        msg.unsafeMake(ns.namespace, "", OnNamespaceDisconnect, "", undefined, false, this.newToken(), false, false),
+        timeout
+      )
+      yield* this.inOrder(
+        onDispatcher,
+        Effect.zipRight(
+          this.leaveAllForced(ns),
+          Effect.suspend(() => {
+            this.removeNamespace(ns)
+            return Effect.asVoid(this.fire(ns, lifecycle(ns.namespace, "", OnNamespaceDisconnect, true, false)))
+          })
+        )
+      )
+    })
+  }
+
+  joinRoom(
+    ns: NSConnImpl,
+    name: string,
+    timeout?: Duration.DurationInput | undefined
+  ): Effect.Effect<RoomImpl, Errors.RequestError> {
+    return Effect.gen(this, function*() {
+      if (this.state === CLOSED) return yield* Effect.fail(this.closedError)
+      if (ns.removed) return yield* Effect.fail(new Errors.BadNamespace({ namespace: ns.namespace }))
+      const existing = ns.roomMap.get(name)
+      if (existing !== undefined) return existing
+      const room = new RoomImpl(ns, name)
+      const veto = yield* this.fire(ns, lifecycle(ns.namespace, name, OnRoomJoin, true, false))
+      if (veto !== undefined) {
+        return yield* Effect.fail(
+          new Errors.Vetoed({ event: OnRoomJoin, namespace: ns.namespace, room: name, text: veto })
+        )
+      }
+      const onDispatcher = yield* this.onDispatcher
+      yield* this.sendRequest(
+        msg.unsafeMake(ns.namespace, name, OnRoomJoin, "", undefined, false, this.newToken(), false, false),
+        timeout,
+        () => {
+          if (this.state !== CLOSED && !ns.removed && !ns.roomMap.has(name)) this.addRoom(room)
+        }
+      )
+      yield* this.inOrder(
+        onDispatcher,
+        Effect.asVoid(this.fire(ns, lifecycle(ns.namespace, name, OnRoomJoined, true, false)))
+      )
+      return ns.roomMap.get(name) ?? room
+    })
+  }
+
+  leaveRoom(room: RoomImpl, timeout?: Duration.DurationInput | undefined): Effect.Effect<void, Errors.RequestError> {
+    return Effect.gen(this, function*() {
+      if (this.state === CLOSED) return yield* Effect.fail(this.closedError)
+      const ns = room.ns
+      if (room.removed) return yield* Effect.fail(new Errors.BadRoom({ namespace: ns.namespace, room: room.name }))
+      const veto = yield* this.fire(ns, lifecycle(ns.namespace, room.name, OnRoomLeave, true, false))
+      if (veto !== undefined) {
+        return yield* Effect.fail(
+          new Errors.Vetoed({ event: OnRoomLeave, namespace: ns.namespace, room: room.name, text: veto })
+        )
+      }
+      const onDispatcher = yield* this.onDispatcher
+      yield* this.sendRequest(
+        msg.unsafeMake(ns.namespace, room.name, OnRoomLeave, "", undefined, false, this.newToken(), false, false),
+        timeout,
+        () => this.removeRoom(room)
+      )
+      yield* this.inOrder(
+        onDispatcher,
+        Effect.asVoid(this.fire(ns, lifecycle(ns.namespace, room.name, OnRoomLeft, true, false)))
+      )
+    })
+  }
+
+  // ---------------------------------------------------------------------------
+  // closing
+  // ---------------------------------------------------------------------------
+
+  /**
+   * Closes the connection with `code`. With `drain`, frames already in the outbox
+   * are written first.
+   */
+  unsafeClose(code: number, reason: string, drain = true): void {
+    if (this.state === CLOSED) return
+    if (drain) this.outbox.flushNow()
+    // a peer that stopped reading would never see the close frame: do not wait for it
+    if (!drain && this.socket.bufferedAmount() > this.outbox.highWaterMark) this.socket.terminate()
+    else this.socket.close(code, reason)
+    this.terminated(code, reason)
+  }
+
+  /** Drops the socket without a close frame (a dead peer would never read one). */
+  unsafeTerminate(code: number, reason: string): void {
+    if (this.state === CLOSED) return
+    this.socket.terminate()
+    this.terminated(code, reason)
+  }
+
+  /** The socket is gone (or we closed it): run the close sequence once. */
+  private terminated(code: number, reason: string): void {
+    if (this.state === CLOSED) return
+    this.state = CLOSED
+    this.closeCode = code
+    this.closeReason = reason
+    this.outbox.close()
+    const pending = Array.from(this.pending.values())
+    this.pending.clear()
+    for (const reply of pending) reply(undefined)
+    this.inbound = []
+    this.inboundHead = 0
+    const dispatcher = this.dispatcher
+    this.dispatcher = undefined
+    this.dispatching = false
+    Runtime.runFork(this.config.runtime)(this.closeSequence(dispatcher))
+  }
+
+  private closeSequence(dispatcher: Fiber.RuntimeFiber<void> | undefined): Effect.Effect<void> {
+    return Effect.gen(this, function*() {
+      if (dispatcher !== undefined) yield* Fiber.interrupt(dispatcher)
+      for (const ns of Array.from(this.nsMap.values())) {
+        yield* this.leaveAllForced(ns)
+        this.removeNamespace(ns)
+        yield* this.fire(ns, lifecycle(ns.namespace, "", OnNamespaceDisconnect, true, true))
+      }
+      yield* this.config.hooks.closed(this)
+    }).pipe(Effect.ensuring(Deferred.done(this.closedLatch, Exit.void)))
+  }
+}
+
+/** @internal */
+export class NSConnImpl {
+  readonly roomMap = new Map<string, RoomImpl>()
+  removed = false
+  constructor(readonly conn: ConnImpl, readonly namespace: string) {}
+
+  private check(room: string): Errors.ConnectionClosed | Errors.BadNamespace | Errors.BadRoom | undefined {
+    if (this.conn.closed) return this.conn.closedError
+    if (this.removed) return new Errors.BadNamespace({ namespace: this.namespace })
+    if (room.length > 0) {
+      const r = this.roomMap.get(room)
+      if (r === undefined) return new Errors.BadRoom({ namespace: this.namespace, room })
+    }
+    return undefined
+  }
+
+  emitIn(
+    room: string,
+    event: string,
+    body: string | Uint8Array,
+    binary: boolean
+  ): Effect.Effect<void, Errors.ConnectionClosed | Errors.BadNamespace | Errors.BadRoom> {
+    return Effect.suspend((): Effect.Effect<void, Errors.ConnectionClosed | Errors.BadNamespace | Errors.BadRoom> => {
+      const error = this.check(room)
+      if (error !== undefined) return Effect.fail(error)
+      const frame = msg.encode(
+        msg.unsafeMake(
+          this.namespace,
+          room,
+          event,
+          binary && typeof body === "string" ? new TextEncoder().encode(body) : body,
+          undefined,
+          binary || typeof body !== "string",
+          "",
+          false,
+          false
+        )
+      )
+      return this.conn.write(frame) ? Effect.void : Effect.fail(this.conn.closedError)
+    })
+  }
+
+  askIn(
+    room: string,
+    event: string,
+    body: string | Uint8Array,
+    timeout: Duration.DurationInput | undefined
+  ): Effect.Effect<Message.Message, Errors.AskError> {
+    return Effect.suspend((): Effect.Effect<Message.Message, Errors.AskError> => {
+      const error = this.check(room)
+      if (error !== undefined) return Effect.fail(error)
+      return this.conn.sendRequest(
+        msg.unsafeMake(
+          this.namespace,
+          room,
+          event,
+          body,
+          undefined,
+          typeof body !== "string",
+          this.conn.newToken(),
+          false,
+          false
+        ),
+        timeout
+      )
+    })
+  }
+
+  emit(
+    event: string,
+    body: string | Uint8Array = ""
+  ): Effect.Effect<void, Errors.ConnectionClosed | Errors.BadNamespace> {
+    // without a room there is no BadRoom
+    return this.emitIn("", event, body, false) as Effect.Effect<void, Errors.ConnectionClosed | Errors.BadNamespace>
+  }
+
+  emitBinary(event: string, body: string | Uint8Array): Effect.Effect<
+    void,
+    Errors.ConnectionClosed | Errors.BadNamespace
+  > {
+    return this.emitIn("", event, body, true) as Effect.Effect<void, Errors.ConnectionClosed | Errors.BadNamespace>
+  }
+
+  ask(event: string, body: string | Uint8Array = "", options?: RequestOptions) {
+    return this.askIn("", event, body, options?.timeout)
+  }
+
+  joinRoom(room: string, options?: RequestOptions) {
+    return this.conn.joinRoom(this, room, options?.timeout)
+  }
+
+  room(name: string): Effect.Effect<RoomImpl, Errors.BadRoom> {
+    return Effect.suspend(() => {
+      const room = this.roomMap.get(name)
+      return room === undefined
+        ? Effect.fail(new Errors.BadRoom({ namespace: this.namespace, room: name }))
+        : Effect.succeed(room)
+    })
+  }
+
+  get rooms(): Effect.Effect<ReadonlyArray<RoomImpl>> {
+    return Effect.sync(() => Array.from(this.roomMap.values()))
+  }
+
+  leaveAll(options?: RequestOptions) {
+    return Effect.forEach(
+      Array.from(this.roomMap.values()),
+      (room) => this.conn.leaveRoom(room, options?.timeout),
+      { discard: true }
+    )
+  }
+
+  disconnect(options?: RequestOptions) {
+    return this.conn.disconnectNamespace(this, options?.timeout)
+  }
+
+  broadcastMessage(message: Message.MessageInit, except: ConnImpl | undefined): Effect.Effect<void> {
+    return Effect.suspend(() =>
+      this.conn.config.hooks.broadcast(
+        msg.make({ ...message, namespace: message.namespace ?? this.namespace, wait: "", isNoOp: false }),
+        except
+      )
+    )
+  }
+
+  broadcast(message: Message.MessageInit): Effect.Effect<void> {
+    return this.broadcastMessage(message, undefined)
+  }
+
+  broadcastOthers(message: Message.MessageInit): Effect.Effect<void> {
+    return this.broadcastMessage(message, this.conn)
+  }
+}
+
+/** @internal */
+export class RoomImpl {
+  removed = false
+  constructor(readonly ns: NSConnImpl, readonly name: string) {}
+
+  get nsConn(): NSConnImpl {
+    return this.ns
+  }
+
+  broadcast(event: string, body: string | Uint8Array = ""): Effect.Effect<void> {
+    return this.ns.broadcastMessage({ room: this.name, event, body }, undefined)
+  }
+
+  broadcastOthers(event: string, body: string | Uint8Array = ""): Effect.Effect<void> {
+    return this.ns.broadcastMessage({ room: this.name, event, body }, this.ns.conn)
+  }
+
+  emit(event: string, body: string | Uint8Array = "") {
+    return this.ns.emitIn(this.name, event, body, false)
+  }
+
+  emitBinary(event: string, body: string | Uint8Array) {
+    return this.ns.emitIn(this.name, event, body, true)
+  }
+
+  ask(event: string, body: string | Uint8Array = "", options?: RequestOptions) {
+    return this.ns.askIn(this.name, event, body, options?.timeout)
+  }
+
+  leave(options?: RequestOptions) {
+    return this.ns.conn.leaveRoom(this, options?.timeout)
+  }
+}
+
+Object.defineProperty(ConnImpl.prototype, ConnTypeId, { value: ConnTypeId })

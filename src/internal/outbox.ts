@@ -1,0 +1,240 @@
+/**
+ * A connection's bounded outbox and the process-wide flusher that drains outboxes
+ * onto their sockets.
+ *
+ * Offering is synchronous and never blocks: the frame is stored in a ring buffer
+ * and the connection is marked dirty; one flush per event-loop turn writes every
+ * dirty connection's frames as one corked batch. There is deliberately no fiber
+ * per connection on this path: waking a fiber per receiver costs more than the
+ * socket write itself (see README, "Design").
+ *
+ * @internal
+ */
+
+import type { SharedText } from "./transport.js"
+
+/** @internal */
+export type Frame = string | Uint8Array | SharedText
+
+/** @internal */
+export type OverflowStrategy = "sliding" | "dropping" | "disconnect"
+
+/** @internal */
+export interface Sink {
+  /** writes frames synchronously in order as one batch */
+  readonly write: (frames: ReadonlyArray<Frame>) => void
+  /** bytes accepted by the socket but not yet handed to the OS */
+  readonly bufferedAmount: () => number
+  /** calls `f` once everything written so far has been flushed */
+  readonly whenFlushed: (f: () => void) => void
+}
+
+/** @internal */
+export const enum OfferResult {
+  Queued = 0,
+  Dropped = 1,
+  Overflow = 2,
+  Closed = 3
+}
+
+/** @internal */
+export class Outbox {
+  private buffer: Array<Frame | undefined>
+  private head = 0
+  private size_ = 0
+  private dirty = false
+  private congested = false
+  private closed = false
+  private held = false
+  private roomWaiters: Array<() => void> = []
+  private emptyWaiters: Array<() => void> = []
+  dropped = 0
+  written = 0
+
+  constructor(
+    readonly capacity: number,
+    readonly strategy: OverflowStrategy,
+    readonly highWaterMark: number,
+    private readonly sink: Sink,
+    private readonly onOverflow: () => void
+  ) {
+    this.buffer = new Array(Math.min(capacity, 16))
+  }
+
+  get size(): number {
+    return this.size_
+  }
+
+  get isClosed(): boolean {
+    return this.closed
+  }
+
+  /** Stores a frame, applying the overflow strategy when full. */
+  offer(frame: Frame): OfferResult {
+    if (this.closed) return OfferResult.Closed
+    if (this.size_ >= this.capacity) {
+      switch (this.strategy) {
+        case "sliding": {
+          this.buffer[this.head] = undefined
+          this.head = (this.head + 1) % this.buffer.length
+          this.size_--
+          this.dropped++
+          this.push(frame)
+          return OfferResult.Dropped
+        }
+        case "dropping": {
+          this.dropped++
+          return OfferResult.Dropped
+        }
+        case "disconnect": {
+          this.dropped++
+          this.onOverflow()
+          return OfferResult.Overflow
+        }
+      }
+    }
+    this.push(frame)
+    return OfferResult.Queued
+  }
+
+  /** True when a frame can be stored without dropping. */
+  get hasRoom(): boolean {
+    return this.size_ < this.capacity
+  }
+
+  /** Calls `f` once the outbox has room (or is closed). */
+  onRoom(f: () => void): void {
+    if (this.closed || this.hasRoom) f()
+    else this.roomWaiters.push(f)
+  }
+
+  /** Calls `f` once every stored frame was written and flushed (or the outbox is closed). */
+  onEmpty(f: () => void): void {
+    if (this.closed || (this.size_ === 0 && !this.dirty && !this.congested)) f()
+    else this.emptyWaiters.push(f)
+  }
+
+  /** Stores frames without writing them until `release` (a server before its `A<id>`). */
+  hold(): void {
+    this.held = true
+  }
+
+  release(): void {
+    if (!this.held) return
+    this.held = false
+    if (this.size_ > 0 && !this.dirty) {
+      this.dirty = true
+      schedule(this)
+    }
+  }
+
+  /** Stops accepting frames; stored frames are discarded. */
+  close(): void {
+    if (this.closed) return
+    this.closed = true
+    this.buffer = []
+    this.size_ = 0
+    this.head = 0
+    this.wake()
+  }
+
+  private push(frame: Frame): void {
+    if (this.size_ === this.buffer.length) this.grow()
+    this.buffer[(this.head + this.size_) % this.buffer.length] = frame
+    this.size_++
+    if (!this.dirty && !this.congested && !this.held) {
+      this.dirty = true
+      schedule(this)
+    }
+  }
+
+  private grow(): void {
+    const next = new Array<Frame | undefined>(Math.min(this.capacity, this.buffer.length * 2))
+    for (let i = 0; i < this.size_; i++) next[i] = this.buffer[(this.head + i) % this.buffer.length]
+    this.buffer = next
+    this.head = 0
+  }
+
+  /** Writes what the socket can take now. Called by the flusher. */
+  flush(): void {
+    this.dirty = false
+    if (this.closed || this.size_ === 0) return this.wake()
+    const sink = this.sink
+    if (sink.bufferedAmount() > this.highWaterMark) return this.waitForDrain()
+    this.flushAll()
+    if (sink.bufferedAmount() > this.highWaterMark) this.waitForDrain()
+    this.wake()
+  }
+
+  private waitForDrain(): void {
+    this.congested = true
+    this.sink.whenFlushed(() => {
+      this.congested = false
+      if (this.size_ > 0 && !this.dirty) {
+        this.dirty = true
+        schedule(this)
+      } else {
+        this.wake()
+      }
+    })
+  }
+
+  private wake(): void {
+    if (this.roomWaiters.length > 0 && (this.closed || this.hasRoom)) {
+      const waiters = this.roomWaiters
+      this.roomWaiters = []
+      for (const f of waiters) f()
+    }
+    if (this.emptyWaiters.length > 0 && (this.closed || (this.size_ === 0 && !this.dirty && !this.congested))) {
+      const waiters = this.emptyWaiters
+      this.emptyWaiters = []
+      for (const f of waiters) f()
+    }
+  }
+
+  /** Writes every stored frame now, ignoring the high-water mark (used before a close). */
+  flushNow(): void {
+    if (this.closed || this.held || this.size_ === 0) return
+    this.congested = false
+    this.flushAll()
+  }
+
+  private flushAll(): void {
+    const batch: Array<Frame> = []
+    while (this.size_ > 0) {
+      batch.push(this.buffer[this.head]!)
+      this.buffer[this.head] = undefined
+      this.head = (this.head + 1) % this.buffer.length
+      this.size_--
+    }
+    this.written += batch.length
+    this.sink.write(batch)
+  }
+}
+
+// -----------------------------------------------------------------------------
+// the flusher: one setImmediate per event-loop turn for every dirty outbox
+// -----------------------------------------------------------------------------
+
+/** @internal */
+export const nextTurn: (f: () => void) => void = typeof setImmediate === "function"
+  ? (f) => void setImmediate(f)
+  : (f) => void setTimeout(f, 0)
+
+let pending: Array<Outbox> = []
+let scheduled = false
+
+const schedule = (outbox: Outbox): void => {
+  pending.push(outbox)
+  if (!scheduled) {
+    scheduled = true
+    nextTurn(runFlush)
+  }
+}
+
+const runFlush = (): void => {
+  scheduled = false
+  const batch = pending
+  pending = []
+  for (let i = 0; i < batch.length; i++) batch[i].flush()
+}

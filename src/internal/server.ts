@@ -1,0 +1,454 @@
+/** @internal */
+import * as Cause from "effect/Cause"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as HashMap from "effect/HashMap"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import * as PubSub from "effect/PubSub"
+import * as Ref from "effect/Ref"
+import * as Runtime from "effect/Runtime"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import type * as Conn from "../Conn.js"
+import * as Errors from "../Errors.js"
+import type * as Message from "../Message.js"
+import type * as Server from "../Server.js"
+import { type ConnHooks, ConnImpl, errorText, type EventTable, type NSConnImpl, type RoomImpl } from "./conn.js"
+import * as msg from "./message.js"
+import type { Frame } from "./outbox.js"
+import { Timers } from "./timers.js"
+import { type RawSocket, SharedText, type SocketHandlers } from "./transport.js"
+
+/** @internal */
+export const ServerTag = Context.GenericTag<Server.Server>("effect-neffos/Server")
+
+type Members = HashMap.HashMap<number, ConnImpl>
+
+interface NamespaceIndex {
+  readonly conns: Members
+  readonly rooms: HashMap.HashMap<string, Members>
+}
+
+interface State {
+  readonly all: Members
+  readonly byId: HashMap.HashMap<string, Members>
+  readonly namespaces: HashMap.HashMap<string, NamespaceIndex>
+}
+
+const emptyState: State = { all: HashMap.empty(), byId: HashMap.empty(), namespaces: HashMap.empty() }
+const emptyNamespace: NamespaceIndex = { conns: HashMap.empty(), rooms: HashMap.empty() }
+
+const addTo = (members: Members | undefined, conn: ConnImpl): Members =>
+  HashMap.set(members ?? HashMap.empty(), conn.key, conn)
+
+const removeFrom = (members: Members, conn: ConnImpl): Option.Option<Members> => {
+  const next = HashMap.remove(members, conn.key)
+  return HashMap.isEmpty(next) ? Option.none() : Option.some(next)
+}
+
+/** @internal */
+export const droppedFrames = Metric.counter("effect_neffos_outbox_dropped_frames", {
+  description: "frames dropped by outbox overflow policies",
+  incremental: true
+})
+
+/** @internal */
+export const connectionsGauge = Metric.gauge("effect_neffos_connections", {
+  description: "open connections"
+})
+
+const defaults = {
+  askTimeout: Duration.seconds(30),
+  handshakeTimeout: Duration.seconds(10),
+  pingInterval: Duration.seconds(25),
+  pingTimeout: Duration.seconds(20),
+  shutdownTimeout: Duration.seconds(5),
+  writeTimeout: Duration.seconds(5),
+  maxMessageSize: 1024 * 1024,
+  inboundCapacity: 256,
+  outbox: { capacity: 1024, strategy: "sliding" as const, highWaterMark: 64 * 1024 }
+}
+
+const isNativeOnly = (table: EventTable): boolean => {
+  if (table.size !== 1) return false
+  const events = table.get("")
+  return events !== undefined && events.size === 1 && events.has("_OnNativeMessage")
+}
+
+/** @internal */
+export const make = <E, R>(
+  options: Server.Options<E, R>
+): Effect.Effect<Server.Server, never, Scope.Scope | Exclude<R, Server.Server>> =>
+  Effect.gen(function*() {
+    const table = options.events.table as EventTable
+    const nativeOnly = isNativeOnly(table)
+    const native = nativeOnly
+      ? "only" as const
+      : table.get("")?.has("_OnNativeMessage")
+      ? "fallback" as const
+      : "none" as const
+    const askTimeout = Duration.decode(options.askTimeout ?? defaults.askTimeout)
+    const writeTimeout = Duration.decode(
+      typeof options.strict === "object" ? options.strict.writeTimeout ?? defaults.writeTimeout : defaults.writeTimeout
+    )
+    const strictByDefault = options.strict !== undefined && options.strict !== false
+    const shutdownTimeout = Duration.decode(options.shutdownTimeout ?? defaults.shutdownTimeout)
+    const idGenerator = options.idGenerator ?? (() => crypto.randomUUID())
+    const outboxFor = (request: Conn.Request) => {
+      const o = typeof options.outbox === "function" ? options.outbox(request) : options.outbox
+      return {
+        capacity: Math.max(1, o?.capacity ?? defaults.outbox.capacity),
+        strategy: o?.strategy ?? defaults.outbox.strategy,
+        highWaterMark: o?.highWaterMark ?? defaults.outbox.highWaterMark
+      }
+    }
+
+    const state = yield* Ref.make(emptyState)
+    const lifecycle = yield* PubSub.unbounded<Server.ServerEvent>()
+    const strictLock = yield* Effect.makeSemaphore(1)
+    let accepting = true
+
+    const update = (f: (s: State) => State): void => Effect.runSync(Ref.update(state, f))
+    const publish = (event: Server.ServerEvent): void => {
+      lifecycle.unsafeOffer(event)
+    }
+
+    const baseRuntime = (yield* Effect.runtime<Exclude<R, Server.Server>>()) as Runtime.Runtime<unknown>
+    let runtime: Runtime.Runtime<any> = baseRuntime
+
+    const timers = yield* Timers.make
+    const handshakeQueue = timers.queue<ConnImpl>(options.handshakeTimeout ?? defaults.handshakeTimeout, (conn) => {
+      if (!conn.closed && !conn.isAccepted) conn.unsafeClose(1008, "handshake timeout", false)
+    })
+    const pongQueue = timers.queue<{ conn: ConnImpl; seq: number }>(
+      options.pingTimeout ?? defaults.pingTimeout,
+      ({ conn, seq }) => {
+        if (!conn.closed && conn.awaitingPong && conn.pingSeq === seq) conn.unsafeTerminate(1006, "ping timeout")
+      }
+    )
+    const pingQueue = timers.queue<ConnImpl>(options.pingInterval ?? defaults.pingInterval, (conn) => {
+      if (conn.closed) return
+      if (!conn.socket.ping()) return
+      conn.awaitingPong = true
+      pongQueue.push({ conn, seq: ++conn.pingSeq })
+      pingQueue.push(conn)
+    })
+    const keepAlive = Duration.toMillis(options.pingInterval ?? defaults.pingInterval) > 0
+    yield* Effect.forkScoped(timers.run)
+
+    const register = (conn: ConnImpl) => {
+      update((s) => ({
+        ...s,
+        all: addTo(s.all, conn),
+        byId: HashMap.set(s.byId, conn.id, addTo(HashMap.get(s.byId, conn.id).pipe(Option.getOrUndefined), conn))
+      }))
+      connectionsGauge.unsafeUpdate(HashMap.size(Effect.runSync(Ref.get(state)).all), [])
+      publish({ _tag: "Connected", conn })
+    }
+
+    const unregister = (conn: ConnImpl) => {
+      update((s) => ({
+        ...s,
+        all: HashMap.remove(s.all, conn.key),
+        byId: HashMap.modifyAt(s.byId, conn.id, Option.flatMap((m) => removeFrom(m, conn)))
+      }))
+      connectionsGauge.unsafeUpdate(HashMap.size(Effect.runSync(Ref.get(state)).all), [])
+    }
+
+    const hooks: ConnHooks = {
+      namespaceChanged: (ns: NSConnImpl, added: boolean) => {
+        const conn = ns.conn
+        update((s) => ({
+          ...s,
+          namespaces: HashMap.modifyAt(s.namespaces, ns.namespace, (index) => {
+            const current = Option.getOrElse(index, () => emptyNamespace)
+            if (added) return Option.some({ ...current, conns: addTo(current.conns, conn) })
+            const conns = HashMap.remove(current.conns, conn.key)
+            return HashMap.isEmpty(conns) && HashMap.isEmpty(current.rooms)
+              ? Option.none()
+              : Option.some({ ...current, conns })
+          })
+        }))
+        publish({ _tag: added ? "NamespaceConnected" : "NamespaceDisconnected", conn, namespace: ns.namespace })
+      },
+      roomChanged: (room: RoomImpl, added: boolean) => {
+        const conn = room.ns.conn
+        const namespace = room.ns.namespace
+        update((s) => ({
+          ...s,
+          namespaces: HashMap.modifyAt(s.namespaces, namespace, (index) => {
+            const current = Option.getOrElse(index, () => emptyNamespace)
+            const rooms = HashMap.modifyAt(
+              current.rooms,
+              room.name,
+              (members) =>
+                added
+                  ? Option.some(addTo(Option.getOrUndefined(members), conn))
+                  : Option.flatMap(members, (m) => removeFrom(m, conn))
+            )
+            return HashMap.isEmpty(current.conns) && HashMap.isEmpty(rooms)
+              ? Option.none()
+              : Option.some({ ...current, rooms })
+          })
+        }))
+        publish({ _tag: added ? "RoomJoined" : "RoomLeft", conn, namespace, room: room.name })
+      },
+      handshake: (conn: ConnImpl) => {
+        const onConnect = options.onConnect
+        if (onConnect === undefined) return conn.accept()
+        Runtime.runFork(runtime)(
+          Effect.exit(Effect.suspend(() => onConnect(conn as unknown as Conn.Conn))).pipe(
+            Effect.flatMap((exit) => {
+              if (Exit.isSuccess(exit)) return Effect.sync(() => conn.accept())
+              const failure = Exit.isFailure(exit) ? exit.cause : undefined
+              return Effect.sync(() => conn.reject(rejectionText(failure)))
+            })
+          )
+        )
+      },
+      accepted: (conn: ConnImpl) => register(conn),
+      closed: (conn: ConnImpl) =>
+        Effect.gen(function*() {
+          if (!conn.isAccepted) return
+          unregister(conn)
+          publish({ _tag: "Disconnected", conn, code: conn.closeCode, reason: conn.closeReason })
+          if (options.onDisconnect !== undefined) {
+            yield* Effect.catchAllCause(
+              options.onDisconnect(conn as unknown as Conn.Conn) as Effect.Effect<void>,
+              (cause) => Effect.logError("effect-neffos: onDisconnect failed", cause)
+            )
+          }
+        }),
+      broadcast: (message, except) => broadcast(message, except === undefined ? undefined : { except: except as any }),
+      dropped: () => droppedFrames.unsafeUpdate(1, [])
+    }
+
+    const rejectionText = (cause: Cause.Cause<unknown> | undefined): string => {
+      if (cause === undefined) return "rejected"
+      const failure = Cause.failureOption(cause)
+      return Option.isSome(failure) ? errorText(failure.value) : "internal error"
+    }
+
+    const config = {
+      side: "server" as const,
+      events: table,
+      get runtime() {
+        return runtime
+      },
+      askTimeout,
+      inboundCapacity: options.inboundCapacity ?? defaults.inboundCapacity,
+      answerUnrepliedAsks: options.answerUnrepliedAsks ?? true,
+      native,
+      hooks
+    }
+
+    const unsafeAccept = (
+      socket: RawSocket,
+      incoming: Conn.Request,
+      acceptOptions?: { readonly id?: string | undefined }
+    ): SocketHandlers => {
+      const request = withQueryHeaders(incoming)
+      const reconnectTries = Number.parseInt(request.headers["x-websocket-reconnect"] ?? "0", 10)
+      const conn = new ConnImpl(
+        acceptOptions?.id ?? idGenerator(request),
+        socket,
+        config,
+        outboxFor(request),
+        request,
+        Number.isFinite(reconnectTries) && reconnectTries > 0 ? reconnectTries : 0
+      )
+      if (!accepting) {
+        conn.unsafeClose(1001, "server shutting down", false)
+        return conn.handlers
+      }
+      if (nativeOnly) {
+        conn.markAccepted()
+        conn.openNative()
+      } else {
+        handshakeQueue.push(conn)
+      }
+      if (keepAlive) pingQueue.push(conn)
+      return conn.handlers
+    }
+
+    const targets = (s: State, message: Message.Message, to: string | undefined): Members | undefined => {
+      const index = HashMap.get(s.namespaces, message.namespace)
+      if (Option.isNone(index)) return undefined
+      const members = message.room.length > 0
+        ? Option.getOrUndefined(HashMap.get(index.value.rooms, message.room))
+        : index.value.conns
+      if (members === undefined || to === undefined) return members
+      const byId = Option.getOrUndefined(HashMap.get(s.byId, to))
+      if (byId === undefined) return undefined
+      return HashMap.filter(byId, (conn) => HashMap.has(members, conn.key))
+    }
+
+    const broadcast = (
+      input: Server.Outgoing,
+      opts?: Server.BroadcastOptions
+    ): Effect.Effect<void> =>
+      Effect.flatMap(Ref.get(state), (s) => {
+        const message = msg.isMessage(input) && input.wait === "" ? input : msg.make({ ...input, wait: "" })
+        const members = targets(s, message, input.to)
+        if (members === undefined || HashMap.isEmpty(members)) return Effect.void
+        const except = opts?.except
+        const exceptKey = typeof except === "object" ? (except as unknown as ConnImpl).key : -1
+        const exceptId = typeof except === "string" ? except : undefined
+        const encoded = msg.encode(message)
+        const frame: Frame = typeof encoded === "string" ? new SharedText(encoded) : encoded
+        const strict = opts?.strict ?? strictByDefault
+        if (!strict) {
+          for (const conn of HashMap.values(members)) {
+            if (conn.key !== exceptKey && conn.id !== exceptId) conn.write(frame)
+          }
+          return Effect.void
+        }
+        return strictLock.withPermits(1)(Effect.suspend(() => {
+          const waiting: Array<ConnImpl> = []
+          for (const conn of HashMap.values(members)) {
+            if (conn.key === exceptKey || conn.id === exceptId) continue
+            if (conn.outbox.hasRoom) conn.write(frame)
+            else waiting.push(conn)
+          }
+          if (waiting.length === 0) return Effect.void
+          return Effect.forEach(waiting, (conn) => strictWrite(conn, frame), {
+            concurrency: "unbounded",
+            discard: true
+          })
+        }))
+      })
+
+    const strictWrite = (conn: ConnImpl, frame: Frame): Effect.Effect<void> =>
+      Effect.async<void>((resume) => conn.outbox.onRoom(() => resume(Effect.void))).pipe(
+        Effect.timeoutOption(writeTimeout),
+        Effect.map((room) => {
+          if (Option.isSome(room)) conn.write(frame)
+          else conn.unsafeClose(1008, "slow consumer", false)
+        })
+      )
+
+    const connectionsWithId = (id: string, namespace?: string) =>
+      Effect.map(Ref.get(state), (s) => {
+        const members = Option.getOrUndefined(HashMap.get(s.byId, id))
+        if (members === undefined) return []
+        const all = Array.from(HashMap.values(members))
+        return namespace === undefined ? all : all.filter((conn) => conn.nsMap.has(namespace))
+      })
+
+    const send = (id: string, input: Server.Outgoing) =>
+      Effect.flatMap(connectionsWithId(id, input.namespace ?? ""), (conns) => {
+        if (conns.length === 0) {
+          return Effect.fail(new Errors.ConnectionNotFound({ id, namespace: input.namespace ?? "" }))
+        }
+        return broadcast({ ...input, to: id })
+      })
+
+    const ask = (request: Server.AskRequest, opts?: Conn.RequestOptions) =>
+      Effect.flatMap(connectionsWithId(request.to, request.namespace), (conns): Effect.Effect<
+        Message.Message,
+        Errors.AskError | Errors.ConnectionNotFound
+      > => {
+        if (conns.length === 0) {
+          return Effect.fail(new Errors.ConnectionNotFound({ id: request.to, namespace: request.namespace }))
+        }
+        const askOne = (conn: ConnImpl) => {
+          const ns = conn.nsMap.get(request.namespace)
+          if (ns === undefined) return Effect.fail(new Errors.BadNamespace({ namespace: request.namespace }))
+          return ns.askIn(request.room ?? "", request.event, request.body ?? "", opts?.timeout)
+        }
+        // several connections may share an id: the first reply wins, as in neffos
+        return conns.length === 1 ? askOne(conns[0]) : Effect.raceAll(conns.map(askOne))
+      })
+
+    const shutdown = Effect.suspend(() => {
+      if (!accepting) return Effect.void
+      accepting = false
+      return Effect.flatMap(Ref.get(state), (s) => {
+        const conns = Array.from(HashMap.values(s.all))
+        const drainAndClose = (conn: ConnImpl) =>
+          Effect.async<void>((resume) => conn.outbox.onEmpty(() => resume(Effect.void))).pipe(
+            Effect.timeoutOption(shutdownTimeout),
+            Effect.zipRight(Effect.sync(() => conn.unsafeClose(1001, "server shutdown"))),
+            Effect.zipRight(Effect.timeoutOption(conn.awaitClose, shutdownTimeout))
+          )
+        return Effect.forEach(conns, drainAndClose, { concurrency: "unbounded", discard: true })
+      })
+    })
+
+    const server: Server.Server = {
+      broadcast,
+      send,
+      ask,
+      do: <E2, R2>(
+        f: (conn: Conn.Conn) => Effect.Effect<unknown, E2, R2>,
+        opts?: { readonly concurrency?: number | "unbounded" | undefined }
+      ) =>
+        Effect.flatMap(
+          Ref.get(state),
+          (s) =>
+            Effect.forEach(
+              Array.from(HashMap.values(s.all)) as unknown as ReadonlyArray<Conn.Conn>,
+              f,
+              { concurrency: opts?.concurrency ?? 16, discard: true }
+            )
+        ),
+      connectionCount: Effect.map(Ref.get(state), (s) => HashMap.size(s.all)),
+      connections: Effect.map(
+        Ref.get(state),
+        (s) => Array.from(HashMap.values(s.all)) as unknown as ReadonlyArray<Conn.Conn>
+      ),
+      connection: (id: string) =>
+        Effect.flatMap(connectionsWithId(id), (conns) =>
+          conns.length === 0
+            ? Effect.fail(new Errors.ConnectionNotFound({ id }))
+            : Effect.succeed(conns[0] as unknown as Conn.Conn)),
+      connectionsById: (id: string) => connectionsWithId(id) as unknown as Effect.Effect<ReadonlyArray<Conn.Conn>>,
+      members: (namespace: string, room?: string) =>
+        Effect.map(Ref.get(state), (s) => {
+          const members = targets(s, msg.make({ namespace, room: room ?? "" }), undefined)
+          return members === undefined ? [] : Array.from(HashMap.values(members)) as unknown as ReadonlyArray<Conn.Conn>
+        }),
+      memberCount: (namespace: string, room?: string) =>
+        Effect.map(Ref.get(state), (s) => {
+          const members = targets(s, msg.make({ namespace, room: room ?? "" }), undefined)
+          return members === undefined ? 0 : HashMap.size(members)
+        }),
+      lifecycle: Stream.fromPubSub(lifecycle),
+      subscribe: PubSub.subscribe(lifecycle),
+      maxMessageSize: options.maxMessageSize ?? defaults.maxMessageSize,
+      unsafeAccept,
+      shutdown
+    }
+
+    runtime = Runtime.make({
+      context: Context.add(baseRuntime.context, ServerTag, server),
+      fiberRefs: baseRuntime.fiberRefs,
+      runtimeFlags: baseRuntime.runtimeFlags
+    })
+
+    yield* Effect.addFinalizer(() => shutdown)
+    return server
+  })
+
+const headerPrefix = "x-websocket-header-"
+
+/**
+ * Browsers cannot set WebSocket headers, so neffos.js sends them as
+ * `X-Websocket-Header-<Name>` query parameters; they become headers here, before
+ * the id generator and `onConnect` see the request.
+ */
+const withQueryHeaders = (request: Conn.Request): Conn.Request => {
+  const q = request.url.indexOf("?")
+  if (q === -1 || request.url.toLowerCase().indexOf(headerPrefix, q) === -1) return request
+  const headers: Record<string, string> = { ...request.headers }
+  for (const [key, value] of new URLSearchParams(request.url.slice(q + 1))) {
+    if (key.length > headerPrefix.length && key.toLowerCase().startsWith(headerPrefix)) {
+      const name = key.slice(headerPrefix.length).toLowerCase()
+      headers[name] = headers[name] === undefined ? value : `${headers[name]}, ${value}`
+    }
+  }
+  return { ...request, headers }
+}

@@ -1,0 +1,88 @@
+/**
+ * Per-connection deadlines (handshake, ping, pong) on the Effect clock with one
+ * fiber per server instead of one per connection. Every queue has a fixed delay,
+ * so its entries are already in deadline order and a FIFO is a priority queue.
+ *
+ * @internal
+ */
+import * as Clock from "effect/Clock"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+
+/** @internal */
+export class DelayQueue<A> {
+  private entries: Array<{ readonly at: number; readonly value: A }> = []
+  private head = 0
+
+  constructor(
+    readonly delay: number,
+    private readonly onDue: (value: A) => void,
+    private readonly timers: Timers
+  ) {}
+
+  /** Schedules `value` to be due `delay` milliseconds from now. */
+  push(value: A): void {
+    const wasEmpty = this.head === this.entries.length
+    this.entries.push({ at: this.timers.now() + this.delay, value })
+    if (wasEmpty) this.timers.wake()
+  }
+
+  get nextAt(): number {
+    return this.head < this.entries.length ? this.entries[this.head].at : Infinity
+  }
+
+  runDue(now: number): void {
+    while (this.head < this.entries.length && this.entries[this.head].at <= now) {
+      const entry = this.entries[this.head]
+      this.entries[this.head++] = undefined as any
+      this.onDue(entry.value)
+    }
+    if (this.head === this.entries.length) {
+      this.entries = []
+      this.head = 0
+    } else if (this.head > 1024 && this.head * 2 > this.entries.length) {
+      this.entries = this.entries.slice(this.head)
+      this.head = 0
+    }
+  }
+}
+
+/** @internal */
+export class Timers {
+  private readonly queues: Array<DelayQueue<any>> = []
+  private signal = Deferred.unsafeMake<void>(undefined as any)
+
+  constructor(private readonly clock: Clock.Clock) {}
+
+  static readonly make: Effect.Effect<Timers> = Effect.map(Effect.clock, (clock) => new Timers(clock))
+
+  now(): number {
+    return this.clock.unsafeCurrentTimeMillis()
+  }
+
+  queue<A>(delay: Duration.DurationInput, onDue: (value: A) => void): DelayQueue<A> {
+    const queue = new DelayQueue<A>(Duration.toMillis(delay), onDue, this)
+    this.queues.push(queue)
+    return queue
+  }
+
+  wake(): void {
+    Deferred.unsafeDone(this.signal, Effect.void)
+  }
+
+  /** The fiber that runs due entries; fork it in the owner's scope. */
+  readonly run: Effect.Effect<never> = Effect.gen(this, function*() {
+    while (true) {
+      this.signal = Deferred.unsafeMake<void>(undefined as any)
+      const now = this.now()
+      let next = Infinity
+      for (const queue of this.queues) {
+        queue.runDue(now)
+        next = Math.min(next, queue.nextAt)
+      }
+      const signal = Deferred.await(this.signal)
+      yield* next === Infinity ? signal : Effect.raceFirst(signal, Effect.sleep(Duration.millis(next - now)))
+    }
+  })
+}
