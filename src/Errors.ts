@@ -166,3 +166,19 @@ export type AskError = AskTimeout | RemoteError | ConnectionClosed | BadNamespac
  * @category errors
  */
 export type RequestError = AskTimeout | RemoteError | ConnectionClosed | BadNamespace | BadRoom | Vetoed
+
+/**
+ * The broker of a `StackExchange` failed (or is unreachable): what was to cross
+ * instances did not. Local delivery is not affected.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class StackExchangeError extends Data.TaggedError("StackExchangeError")<{
+  readonly operation: string
+  readonly cause?: unknown
+}> {
+  override get message() {
+    return `stack exchange ${this.operation} failed${this.cause instanceof Error ? `: ${this.cause.message}` : ""}`
+  }
+}

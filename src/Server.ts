@@ -69,6 +69,8 @@ export type ServerEvent =
   | { readonly _tag: "NamespaceDisconnected"; readonly conn: Conn.Conn; readonly namespace: string }
   | { readonly _tag: "RoomJoined"; readonly conn: Conn.Conn; readonly namespace: string; readonly room: string }
   | { readonly _tag: "RoomLeft"; readonly conn: Conn.Conn; readonly namespace: string; readonly room: string }
+  | { readonly _tag: "StackExchangeDown"; readonly error: Errors.StackExchangeError }
+  | { readonly _tag: "StackExchangeUp" }
 
 /**
  * A connection's outbox: how many frames it holds and what happens when it is full.
@@ -143,25 +145,39 @@ export interface Options<E, R> {
  * @category models
  */
 export interface Server {
+  /** unique per server instance */
+  readonly instanceId: string
   /**
    * Sends a message to every connection of its namespace (and room, and id with
    * `to`), but `except`. The frame is encoded once; delivery never blocks on a slow
-   * receiver unless `strict`.
+   * receiver unless `strict`. With a `StackExchange`, the message also goes to the
+   * other instances (after local delivery); a broker failure is the error.
    */
-  readonly broadcast: (message: Outgoing, options?: BroadcastOptions) => Effect.Effect<void>
-  /** sends to the connection(s) with this id, connected to the message's namespace */
-  readonly send: (id: string, message: Outgoing) => Effect.Effect<void, Errors.ConnectionNotFound>
-  /** asks the connection with this id; with several, the first reply wins */
+  readonly broadcast: (message: Outgoing, options?: BroadcastOptions) => Effect.Effect<void, Errors.StackExchangeError>
+  /** sends to the connection(s) with this id, connected to the message's namespace, on any instance */
+  readonly send: (
+    id: string,
+    message: Outgoing
+  ) => Effect.Effect<void, Errors.ConnectionNotFound | Errors.StackExchangeError>
+  /** asks the connection with this id, on any instance; with several, the first reply wins */
   readonly ask: (
     request: AskRequest,
     options?: Conn.RequestOptions
-  ) => Effect.Effect<Message.Message, Errors.AskError | Errors.ConnectionNotFound>
+  ) => Effect.Effect<Message.Message, Errors.AskError | Errors.ConnectionNotFound | Errors.StackExchangeError>
+  /** closes the connections with this id on every instance; returns how many were closed */
+  readonly disconnect: (
+    id: string,
+    options?: { readonly code?: number | undefined; readonly reason?: string | undefined }
+  ) => Effect.Effect<number, Errors.StackExchangeError>
   /** runs `f` for every connection, at most `concurrency` (default 16) at a time */
   readonly do: <E, R>(
     f: (conn: Conn.Conn) => Effect.Effect<unknown, E, R>,
     options?: { readonly concurrency?: number | "unbounded" | undefined }
   ) => Effect.Effect<void, E, R>
+  /** connections of this instance */
   readonly connectionCount: Effect.Effect<number>
+  /** connections of every instance (this one's without a `StackExchange`) */
+  readonly clusterConnectionCount: Effect.Effect<number, Errors.StackExchangeError>
   /** a snapshot of the connections that completed the handshake */
   readonly connections: Effect.Effect<ReadonlyArray<Conn.Conn>>
   /** the (first) connection with this id */
@@ -196,7 +212,8 @@ export const Server: Context.Tag<Server, Server> = internal.ServerTag
 
 /**
  * Builds the server in the current scope; closing the scope shuts it down
- * gracefully. Handlers may use `Server` themselves.
+ * gracefully. Handlers may use `Server` themselves. When a `StackExchange` is in
+ * the context, the server attaches to it.
  *
  * @since 0.1.0
  * @category constructors

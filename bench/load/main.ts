@@ -15,6 +15,8 @@ const maxLatencySamples = 1_000_000
 const maxChurnConnects = 1_000_000
 
 let sessions: Array<Session> = []
+/** Bumped by closeAll, so a connection wave still running from an abandoned request cannot leak clients. */
+let epoch = 0
 let delivered = 0
 let target = Infinity
 let armedMs = 0
@@ -59,11 +61,12 @@ const api = {
   /** Opens `count` more clients, each ready for events. */
   connect: async ({ count, url, wire }: Target & { readonly count: number }) => {
     const startMs = monoMs()
-    const opened: Array<Session> = []
+    const started = epoch
     const errors = await pool(count, concurrency, async () => {
-      opened.push(await connect(wires[wire], url, onBroadcast))
+      const session = await connect(wires[wire], url, onBroadcast)
+      if (epoch === started) sessions.push(session)
+      else session.terminate()
     })
-    sessions.push(...opened)
     throwIfAny(errors, `of ${count} connections`)
     return { ms: monoMs() - startMs }
   },
@@ -120,6 +123,7 @@ const api = {
   },
   pause: ({ index, paused }: { readonly index: number; readonly paused: boolean }) => sessions[index].pause(paused),
   closeAll: () => {
+    epoch++
     for (const session of sessions) session.terminate()
     sessions = []
   },

@@ -24,9 +24,11 @@ interface Waiter {
 }
 
 export class Session {
-  /** Broadcasts received while counting; a paused client is excluded from the total. */
+  /** Whether this client's broadcasts count; a paused client's do not. */
   counting = true
   private waiter: Waiter | undefined
+  /** Frames that arrived before anyone waited for them, e.g. a greeting sent right after the upgrade. */
+  private readonly inbox: Array<string> = []
   private closed: Error | undefined
 
   constructor(
@@ -40,7 +42,8 @@ export class Session {
       if (wire.keepAlive(frame, this)) return
       const waiter = this.waiter
       this.waiter = undefined
-      waiter?.resolve(frame)
+      if (waiter) waiter.resolve(frame)
+      else this.inbox.push(frame)
     })
     ws.on("close", (code) => this.fail(new Error(`closed (${code})`)))
     ws.on("error", (error) => this.fail(error))
@@ -49,6 +52,8 @@ export class Session {
   /** Waits for the next frame that is neither a broadcast nor a keep-alive. */
   next(): Promise<string> {
     return new Promise((resolve, reject) => {
+      const queued = this.inbox.shift()
+      if (queued !== undefined) return resolve(queued)
       if (this.closed) return reject(this.closed)
       this.waiter = { resolve, reject }
     })

@@ -16,6 +16,7 @@ import type * as Conn from "../Conn.js"
 import * as Errors from "../Errors.js"
 import type * as Message from "../Message.js"
 import type * as Server from "../Server.js"
+import * as StackExchange from "../StackExchange.js"
 import { type ConnHooks, ConnImpl, errorText, type EventTable, type NSConnImpl, type RoomImpl } from "./conn.js"
 import * as msg from "./message.js"
 import type { Frame } from "./outbox.js"
@@ -40,6 +41,9 @@ interface State {
 
 const emptyState: State = { all: HashMap.empty(), byId: HashMap.empty(), namespaces: HashMap.empty() }
 const emptyNamespace: NamespaceIndex = { conns: HashMap.empty(), rooms: HashMap.empty() }
+
+const sizeOf = (members: Option.Option<Members>): number =>
+  Option.match(members, { onNone: () => 0, onSome: HashMap.size })
 
 const addTo = (members: Members | undefined, conn: ConnImpl): Members =>
   HashMap.set(members ?? HashMap.empty(), conn.key, conn)
@@ -111,7 +115,9 @@ export const make = <E, R>(
     const strictLock = yield* Effect.makeSemaphore(1)
     let accepting = true
 
-    const update = (f: (s: State) => State): void => Effect.runSync(Ref.update(state, f))
+    const update = (f: (s: State) => State): State => Effect.runSync(Ref.updateAndGet(state, f))
+    const instanceId = crypto.randomUUID()
+    let bridge: StackExchange.Bridge | undefined
     const publish = (event: Server.ServerEvent): void => {
       lifecycle.unsafeOffer(event)
     }
@@ -139,29 +145,35 @@ export const make = <E, R>(
     const keepAlive = Duration.toMillis(options.pingInterval ?? defaults.pingInterval) > 0
     yield* Effect.forkScoped(timers.run)
 
+    const topicChanged = (topic: StackExchange.Topic, members: number, added: boolean) => {
+      if (bridge !== undefined && members === (added ? 1 : 0)) bridge.topicChanged(topic, added)
+    }
+
     const register = (conn: ConnImpl) => {
-      update((s) => ({
+      const next = update((s) => ({
         ...s,
         all: addTo(s.all, conn),
         byId: HashMap.set(s.byId, conn.id, addTo(HashMap.get(s.byId, conn.id).pipe(Option.getOrUndefined), conn))
       }))
-      connectionsGauge.unsafeUpdate(HashMap.size(Effect.runSync(Ref.get(state)).all), [])
+      connectionsGauge.unsafeUpdate(HashMap.size(next.all), [])
+      topicChanged({ _tag: "Connection", id: conn.id }, sizeOf(HashMap.get(next.byId, conn.id)), true)
       publish({ _tag: "Connected", conn })
     }
 
     const unregister = (conn: ConnImpl) => {
-      update((s) => ({
+      const next = update((s) => ({
         ...s,
         all: HashMap.remove(s.all, conn.key),
         byId: HashMap.modifyAt(s.byId, conn.id, Option.flatMap((m) => removeFrom(m, conn)))
       }))
-      connectionsGauge.unsafeUpdate(HashMap.size(Effect.runSync(Ref.get(state)).all), [])
+      connectionsGauge.unsafeUpdate(HashMap.size(next.all), [])
+      topicChanged({ _tag: "Connection", id: conn.id }, sizeOf(HashMap.get(next.byId, conn.id)), false)
     }
 
     const hooks: ConnHooks = {
       namespaceChanged: (ns: NSConnImpl, added: boolean) => {
         const conn = ns.conn
-        update((s) => ({
+        const next = update((s) => ({
           ...s,
           namespaces: HashMap.modifyAt(s.namespaces, ns.namespace, (index) => {
             const current = Option.getOrElse(index, () => emptyNamespace)
@@ -172,12 +184,17 @@ export const make = <E, R>(
               : Option.some({ ...current, conns })
           })
         }))
+        topicChanged(
+          { _tag: "Namespace", namespace: ns.namespace },
+          sizeOf(Option.map(HashMap.get(next.namespaces, ns.namespace), (index) => index.conns)),
+          added
+        )
         publish({ _tag: added ? "NamespaceConnected" : "NamespaceDisconnected", conn, namespace: ns.namespace })
       },
       roomChanged: (room: RoomImpl, added: boolean) => {
         const conn = room.ns.conn
         const namespace = room.ns.namespace
-        update((s) => ({
+        const next = update((s) => ({
           ...s,
           namespaces: HashMap.modifyAt(s.namespaces, namespace, (index) => {
             const current = Option.getOrElse(index, () => emptyNamespace)
@@ -194,6 +211,13 @@ export const make = <E, R>(
               : Option.some({ ...current, rooms })
           })
         }))
+        topicChanged(
+          { _tag: "Room", namespace, room: room.name },
+          sizeOf(
+            Option.flatMap(HashMap.get(next.namespaces, namespace), (index) => HashMap.get(index.rooms, room.name))
+          ),
+          added
+        )
         publish({ _tag: added ? "RoomJoined" : "RoomLeft", conn, namespace, room: room.name })
       },
       handshake: (conn: ConnImpl) => {
@@ -222,7 +246,12 @@ export const make = <E, R>(
             )
           }
         }),
-      broadcast: (message, except) => broadcast(message, except === undefined ? undefined : { except: except as any }),
+      broadcast: (message, except) =>
+        broadcast(message, except === undefined ? undefined : { except: except as unknown as Conn.Conn }).pipe(
+          Effect.catchAll((error) =>
+            Effect.logWarning("effect-neffos: a broadcast did not reach the other instances", error)
+          )
+        ),
       dropped: () => droppedFrames.unsafeUpdate(1, [])
     }
 
@@ -286,39 +315,72 @@ export const make = <E, R>(
       return HashMap.filter(byId, (conn) => HashMap.has(members, conn.key))
     }
 
+    /** Offers the message to the local receivers; returns how many it was offered to. */
+    const deliver = (
+      s: State,
+      message: Message.Message,
+      to: string | undefined,
+      exceptKey: number,
+      exceptId: string | undefined,
+      strict: boolean
+    ): Effect.Effect<number> => {
+      const members = targets(s, message, to)
+      if (members === undefined || HashMap.isEmpty(members)) return Effect.succeed(0)
+      const encoded = msg.encode(message)
+      const frame: Frame = typeof encoded === "string" ? new SharedText(encoded) : encoded
+      if (!strict) {
+        let count = 0
+        for (const conn of HashMap.values(members)) {
+          if (conn.key !== exceptKey && conn.id !== exceptId) {
+            conn.write(frame)
+            count++
+          }
+        }
+        return Effect.succeed(count)
+      }
+      return strictLock.withPermits(1)(Effect.suspend(() => {
+        const waiting: Array<ConnImpl> = []
+        let count = 0
+        for (const conn of HashMap.values(members)) {
+          if (conn.key === exceptKey || conn.id === exceptId) continue
+          count++
+          if (conn.outbox.hasRoom) conn.write(frame)
+          else waiting.push(conn)
+        }
+        if (waiting.length === 0) return Effect.succeed(count)
+        return Effect.as(
+          Effect.forEach(waiting, (conn) => strictWrite(conn, frame), { concurrency: "unbounded", discard: true }),
+          count
+        )
+      }))
+    }
+
     const broadcast = (
       input: Server.Outgoing,
       opts?: Server.BroadcastOptions
-    ): Effect.Effect<void> =>
+    ): Effect.Effect<void, Errors.StackExchangeError> =>
       Effect.flatMap(Ref.get(state), (s) => {
         const message = msg.isMessage(input) && input.wait === "" ? input : msg.make({ ...input, wait: "" })
-        const members = targets(s, message, input.to)
-        if (members === undefined || HashMap.isEmpty(members)) return Effect.void
         const except = opts?.except
-        const exceptKey = typeof except === "object" ? (except as unknown as ConnImpl).key : -1
+        const exceptConn = typeof except === "object" ? (except as unknown as ConnImpl) : undefined
         const exceptId = typeof except === "string" ? except : undefined
-        const encoded = msg.encode(message)
-        const frame: Frame = typeof encoded === "string" ? new SharedText(encoded) : encoded
-        const strict = opts?.strict ?? strictByDefault
-        if (!strict) {
-          for (const conn of HashMap.values(members)) {
-            if (conn.key !== exceptKey && conn.id !== exceptId) conn.write(frame)
+        const local = deliver(
+          s,
+          message,
+          input.to,
+          exceptConn?.key ?? -1,
+          exceptId,
+          opts?.strict ?? strictByDefault
+        )
+        if (bridge === undefined) return Effect.asVoid(local)
+        const remote = bridge.publish(message, {
+          to: input.to,
+          except: {
+            connection: exceptConn === undefined ? undefined : { instance: instanceId, key: exceptConn.key },
+            id: exceptId
           }
-          return Effect.void
-        }
-        return strictLock.withPermits(1)(Effect.suspend(() => {
-          const waiting: Array<ConnImpl> = []
-          for (const conn of HashMap.values(members)) {
-            if (conn.key === exceptKey || conn.id === exceptId) continue
-            if (conn.outbox.hasRoom) conn.write(frame)
-            else waiting.push(conn)
-          }
-          if (waiting.length === 0) return Effect.void
-          return Effect.forEach(waiting, (conn) => strictWrite(conn, frame), {
-            concurrency: "unbounded",
-            discard: true
-          })
-        }))
+        })
+        return Effect.zipRight(local, remote)
       })
 
     const strictWrite = (conn: ConnImpl, frame: Frame): Effect.Effect<void> =>
@@ -338,15 +400,7 @@ export const make = <E, R>(
         return namespace === undefined ? all : all.filter((conn) => conn.nsMap.has(namespace))
       })
 
-    const send = (id: string, input: Server.Outgoing) =>
-      Effect.flatMap(connectionsWithId(id, input.namespace ?? ""), (conns) => {
-        if (conns.length === 0) {
-          return Effect.fail(new Errors.ConnectionNotFound({ id, namespace: input.namespace ?? "" }))
-        }
-        return broadcast({ ...input, to: id })
-      })
-
-    const ask = (request: Server.AskRequest, opts?: Conn.RequestOptions) =>
+    const localAsk = (request: Server.AskRequest, timeout: Duration.DurationInput | undefined) =>
       Effect.flatMap(connectionsWithId(request.to, request.namespace), (conns): Effect.Effect<
         Message.Message,
         Errors.AskError | Errors.ConnectionNotFound
@@ -357,11 +411,97 @@ export const make = <E, R>(
         const askOne = (conn: ConnImpl) => {
           const ns = conn.nsMap.get(request.namespace)
           if (ns === undefined) return Effect.fail(new Errors.BadNamespace({ namespace: request.namespace }))
-          return ns.askIn(request.room ?? "", request.event, request.body ?? "", opts?.timeout)
+          return ns.askIn(request.room ?? "", request.event, request.body ?? "", timeout)
         }
         // several connections may share an id: the first reply wins, as in neffos
         return conns.length === 1 ? askOne(conns[0]) : Effect.raceAll(conns.map(askOne))
       })
+
+    const send = (id: string, input: Server.Outgoing) =>
+      Effect.flatMap(connectionsWithId(id, input.namespace ?? ""), (conns) => {
+        const message = msg.make({ ...input, wait: "" })
+        const local = Effect.flatMap(Ref.get(state), (s) => deliver(s, message, id, -1, undefined, false))
+        if (bridge === undefined) {
+          return conns.length === 0
+            ? Effect.fail(new Errors.ConnectionNotFound({ id, namespace: message.namespace }))
+            : Effect.asVoid(local)
+        }
+        const remote = bridge.send(id, message)
+        // found here: the other instances are a bonus, not a condition
+        return conns.length === 0
+          ? remote
+          : Effect.zipRight(local, Effect.catchTag(remote, "ConnectionNotFound", () => Effect.void))
+      })
+
+    const ask = (request: Server.AskRequest, opts?: Conn.RequestOptions) =>
+      Effect.suspend(() => {
+        const found = bridge === undefined || countLocal(request.to, request.namespace) > 0
+        if (found || bridge === undefined) return localAsk(request, opts?.timeout)
+        return bridge.ask(request, opts?.timeout ?? askTimeout)
+      })
+
+    const countLocal = (id: string, namespace?: string): number => {
+      const members = Option.getOrUndefined(HashMap.get(Effect.runSync(Ref.get(state)).byId, id))
+      if (members === undefined) return 0
+      if (namespace === undefined) return HashMap.size(members)
+      let count = 0
+      for (const conn of HashMap.values(members)) if (conn.nsMap.has(namespace)) count++
+      return count
+    }
+
+    const closeLocal = (id: string, code: number, reason: string): number => {
+      const members = Option.getOrUndefined(HashMap.get(Effect.runSync(Ref.get(state)).byId, id))
+      if (members === undefined) return 0
+      const conns = Array.from(HashMap.values(members))
+      for (const conn of conns) conn.unsafeClose(code, reason)
+      return conns.length
+    }
+
+    const disconnect = (
+      id: string,
+      opts?: { readonly code?: number | undefined; readonly reason?: string | undefined }
+    ) =>
+      Effect.suspend(() => {
+        const code = opts?.code ?? 1000
+        const reason = opts?.reason ?? ""
+        const local = closeLocal(id, code, reason)
+        if (bridge === undefined) return Effect.succeed(local)
+        return Effect.map(bridge.close(id, code, reason), (remote) => local + remote)
+      })
+
+    const topics = (): ReadonlyArray<StackExchange.Topic> => {
+      const s = Effect.runSync(Ref.get(state))
+      const out: Array<StackExchange.Topic> = []
+      for (const id of HashMap.keys(s.byId)) out.push({ _tag: "Connection", id })
+      for (const [namespace, index] of s.namespaces) {
+        if (!HashMap.isEmpty(index.conns)) out.push({ _tag: "Namespace", namespace })
+        for (const room of HashMap.keys(index.rooms)) out.push({ _tag: "Room", namespace, room })
+      }
+      return out
+    }
+
+    const localServer: StackExchange.LocalServer = {
+      instanceId,
+      topics,
+      deliver: (message, { except, to }) =>
+        Effect.runSync(
+          Effect.flatMap(Ref.get(state), (s) =>
+            deliver(
+              s,
+              message,
+              to,
+              except.connection !== undefined && except.connection.instance === instanceId ? except.connection.key : -1,
+              except.id,
+              false
+            ))
+        ),
+      ask: (request, timeout) => localAsk(request, timeout),
+      count: countLocal,
+      connectionCount: () => HashMap.size(Effect.runSync(Ref.get(state)).all),
+      close: closeLocal,
+      reportStatus: (status) =>
+        publish(status._tag === "Up" ? { _tag: "StackExchangeUp" } : { _tag: "StackExchangeDown", error: status.error })
+    }
 
     const shutdown = Effect.suspend(() => {
       if (!accepting) return Effect.void
@@ -379,9 +519,11 @@ export const make = <E, R>(
     })
 
     const server: Server.Server = {
+      instanceId,
       broadcast,
       send,
       ask,
+      disconnect,
       do: <E2, R2>(
         f: (conn: Conn.Conn) => Effect.Effect<unknown, E2, R2>,
         opts?: { readonly concurrency?: number | "unbounded" | undefined }
@@ -396,6 +538,9 @@ export const make = <E, R>(
             )
         ),
       connectionCount: Effect.map(Ref.get(state), (s) => HashMap.size(s.all)),
+      clusterConnectionCount: Effect.suspend(() =>
+        bridge === undefined ? Effect.succeed(localServer.connectionCount()) : bridge.connectionCount
+      ),
       connections: Effect.map(
         Ref.get(state),
         (s) => Array.from(HashMap.values(s.all)) as unknown as ReadonlyArray<Conn.Conn>
@@ -430,6 +575,8 @@ export const make = <E, R>(
     })
 
     yield* Effect.addFinalizer(() => shutdown)
+    const exchange = yield* Effect.serviceOption(StackExchange.StackExchange)
+    if (Option.isSome(exchange)) bridge = yield* exchange.value.attach(localServer)
     return server
   })
 
