@@ -11,18 +11,22 @@ export interface Config {
   /** Burst fan-out, run in the fan-out group with the same client count. */
   readonly burst: { readonly clients: number; readonly broadcasts: number; readonly perTurn: number }
   readonly echo: { readonly clients: ReadonlyArray<number>; readonly durationMs: number }
-  /** One client stops reading while `readers` others receive `broadcasts` broadcasts. */
-  readonly paused: { readonly readers: number; readonly broadcasts: number }
+  /**
+   * One client stops reading while `readers` others receive `broadcasts` broadcasts of `size` bytes.
+   * Loopback TCP buffers hold about 4 MB per connection, so the paused client must be sent well over
+   * that before any server has to buffer or drop; larger bodies get there with fewer deliveries.
+   */
+  readonly paused: { readonly readers: number; readonly broadcasts: number; readonly size: number }
   readonly churnMs: number
 }
 
 export const quick: Config = {
   mode: "quick",
   trials: 3,
-  fanout: [{ clients: 100, broadcasts: 1000 }, { clients: 1000, broadcasts: 100 }, { clients: 5000, broadcasts: 20 }],
-  burst: { clients: 1000, broadcasts: 200, perTurn: 50 },
+  fanout: [{ clients: 100, broadcasts: 400 }, { clients: 1000, broadcasts: 40 }, { clients: 5000, broadcasts: 8 }],
+  burst: { clients: 1000, broadcasts: 50, perTurn: 50 },
   echo: { clients: [10, 100], durationMs: 1000 },
-  paused: { readers: 50, broadcasts: 4000 },
+  paused: { readers: 50, broadcasts: 2500, size: 4096 },
   churnMs: 1000
 }
 
@@ -32,6 +36,6 @@ export const full: Config = {
   fanout: [{ clients: 100, broadcasts: 5000 }, { clients: 1000, broadcasts: 500 }, { clients: 5000, broadcasts: 100 }],
   burst: { clients: 1000, broadcasts: 1000, perTurn: 50 },
   echo: { clients: [10, 100], durationMs: 3000 },
-  paused: { readers: 50, broadcasts: 20000 },
+  paused: { readers: 50, broadcasts: 10000, size: 4096 },
   churnMs: 3000
 }

@@ -1,7 +1,7 @@
 /**
  * Runs every scenario against every server in interleaved trials (A, B, C, A, B, C, ...): each trial
- * starts each server in its own process, pinned to CPU 0, while one load generator on CPU 1 plays
- * all the clients.
+ * starts each server afresh in its own process, pinned to CPU 0, while one load generator on CPU 1
+ * plays all the clients.
  */
 import * as fs from "node:fs"
 import type { Config } from "./config.js"
@@ -11,7 +11,7 @@ import type { Machine } from "./lib/machine.js"
 import { Results } from "./lib/report.js"
 import type { LoadApi } from "./load/main.js"
 import type { WireName } from "./load/wires.js"
-import { type Context, steps } from "./scenarios.js"
+import { type Context, phases } from "./scenarios.js"
 
 export interface ServerSpec {
   readonly name: string
@@ -39,11 +39,11 @@ export interface Run {
 const serverCpu = 0
 const loadCpu = 1
 
-const runTrial = async (
+/** Starts the server, runs one phase's steps against it, and stops it. */
+const runPhase = async (
   spec: ServerSpec,
-  trial: number,
-  base: Omit<Context, "server" | "target" | "record">,
-  results: Results,
+  phase: ReadonlyArray<(ctx: Context) => Promise<void>>,
+  base: Omit<Context, "server" | "target">,
   pinned: boolean
 ) => {
   const server = await spawnWorker<ServerApi>(spec.file, {
@@ -56,10 +56,9 @@ const runTrial = async (
     const ctx: Context = {
       ...base,
       server,
-      target: { wire: spec.wire, url: `ws://127.0.0.1:${info.port}${info.path}` },
-      record: (scenario, values) => results.record(scenario, { server: spec.name, trial, values })
+      target: { wire: spec.wire, url: `ws://127.0.0.1:${info.port}${info.path}` }
     }
-    for (const step of steps) await step(ctx)
+    for (const step of phase) await step(ctx)
   } finally {
     await base.load.call("closeAll").catch(() => undefined)
     await server.stop()
@@ -79,8 +78,10 @@ export const runSuite = async (config: Config, machine: Machine, log: (line: str
       for (const spec of servers) {
         const started = Date.now()
         const warn = (message: string) => notes.push(`${spec.name}, trial ${trial}: ${message}`)
+        const record: Context["record"] = (scenario, values) =>
+          results.record(scenario, { server: spec.name, trial, values })
         try {
-          await runTrial(spec, trial, { config, load, warn }, results, machine.pinned)
+          for (const phase of phases) await runPhase(spec, phase, { config, load, warn, record }, machine.pinned)
         } catch (error) {
           warn(`failed: ${error instanceof Error ? error.message : String(error)}`)
         }

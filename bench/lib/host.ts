@@ -6,19 +6,22 @@ import type * as http from "node:http"
 import type { AddressInfo } from "node:net"
 import { serve } from "./ipc.js"
 import { monoMs, nextTurn } from "./time.js"
+import { broadcastBody } from "./wire.js"
 
 export interface BenchServer {
   readonly port: number
   /** The HTTP path clients upgrade on. */
   readonly path: string
-  /** Sends the 100-byte broadcast body to every client, or to the members of `room` when not empty. */
-  readonly broadcast: (room: string) => void | Promise<void>
+  /** Sends `body` to every client, or to the members of `room` when not empty. */
+  readonly broadcast: (room: string, body: string) => void | Promise<void>
   readonly connections: () => number
 }
 
 export interface BroadcastCommand {
   readonly room: string
   readonly count: number
+  /** Body size in bytes. */
+  readonly size: number
   /** Broadcasts per event-loop turn. */
   readonly perTurn: number
 }
@@ -33,10 +36,11 @@ const collectGarbage = async () => {
 const api = (server: BenchServer) => ({
   info: () => ({ port: server.port, path: server.path }),
   broadcast: async (command: BroadcastCommand) => {
+    const body = broadcastBody(command.size)
     const startMs = monoMs()
     for (let sent = 0; sent < command.count; await nextTurn()) {
       for (let k = 0; k < command.perTurn && sent < command.count; k++, sent++) {
-        const pending = server.broadcast(command.room)
+        const pending = server.broadcast(command.room, body)
         if (pending) await pending
       }
     }

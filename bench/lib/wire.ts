@@ -3,8 +3,8 @@
  * small text protocol of the raw `ws` server.
  */
 
-/** The body of every broadcast; its first byte also marks a raw `ws` broadcast frame. */
-export const broadcastBody = "b" + "x".repeat(99)
+/** A broadcast body of `size` bytes; its first byte also marks a raw `ws` broadcast frame. */
+export const broadcastBody = (size: number) => "b" + "x".repeat(size - 1)
 
 /** The body of every echo request. */
 export const echoBody = "e" + "y".repeat(99)

@@ -5,7 +5,7 @@
 import * as http from "node:http"
 import { Server } from "socket.io"
 import { host, listen } from "../lib/host.js"
-import { broadcastBody, broadcastEvent, echoEvent, joinEvent } from "../lib/wire.js"
+import { broadcastEvent, echoEvent, joinEvent } from "../lib/wire.js"
 
 host(async () => {
   const httpServer = http.createServer()
@@ -22,9 +22,9 @@ host(async () => {
   return {
     port: await listen(httpServer),
     path: "/socket.io/",
-    broadcast: (room) => {
-      if (room === "") io.emit(broadcastEvent, broadcastBody)
-      else io.to(room).emit(broadcastEvent, broadcastBody)
+    broadcast: (room, body) => {
+      if (room === "") io.emit(broadcastEvent, body)
+      else io.to(room).emit(broadcastEvent, body)
     },
     connections: () => io.engine.clientsCount
   }

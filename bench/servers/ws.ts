@@ -1,11 +1,11 @@
 /**
- * Baseline: a bare `ws` server. A broadcast sends one pre-serialized string to each open client;
+ * Baseline: a bare `ws` server. A broadcast sends the same pre-serialized string to each open client;
  * rooms are plain sets; every other frame is echoed back.
  */
 import * as http from "node:http"
 import { WebSocket, WebSocketServer } from "ws"
 import { host, listen } from "../lib/host.js"
-import { broadcastBody, rawJoinPrefix } from "../lib/wire.js"
+import { rawJoinPrefix } from "../lib/wire.js"
 
 const joinByte = rawJoinPrefix.charCodeAt(0)
 
@@ -29,16 +29,16 @@ host(async () => {
     })
   })
 
-  const sendAll = (clients: Iterable<WebSocket>) => {
+  const sendAll = (clients: Iterable<WebSocket>, body: string) => {
     for (const client of clients) {
-      if (client.readyState === WebSocket.OPEN) client.send(broadcastBody)
+      if (client.readyState === WebSocket.OPEN) client.send(body)
     }
   }
 
   return {
     port: await listen(httpServer),
     path: "/",
-    broadcast: (room) => sendAll(room === "" ? wss.clients : rooms.get(room) ?? []),
+    broadcast: (room, body) => sendAll(room === "" ? wss.clients : rooms.get(room) ?? [], body),
     connections: () => wss.clients.size
   }
 })
