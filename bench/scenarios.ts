@@ -170,13 +170,15 @@ const paused = async (ctx: Context) => {
       { key: "rate", label: "readers dlv/s", unit: "rate", paired: true },
       { key: "vsUnpaused", label: "vs unpaused", unit: "ratio", paired: false },
       { key: "delivered", label: "delivered", unit: "pct", paired: false },
-      { key: "rssGrowth", label: "RSS growth", unit: "bytes", paired: false }
+      { key: "rssGrowth", label: "RSS growth", unit: "bytes", paired: false },
+      { key: "heapGrowth", label: "heap growth", unit: "bytes", paired: false }
     ]
   }, {
     rate: withPaused.rate,
     vsUnpaused: withPaused.rate / rate(alone.delivered, alone.ms),
     delivered: withPaused.delivered,
-    rssGrowth: after.rss - before.rss
+    rssGrowth: after.rss - before.rss,
+    heapGrowth: after.heapUsed - before.heapUsed
   })
   await closeAll(ctx)
 }

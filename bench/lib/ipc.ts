@@ -75,7 +75,8 @@ export const spawnWorker = <A extends Api>(file: string, options: SpawnOptions):
   const node = [process.execPath, ...(options.nodeFlags ?? []), "--import", "tsx", path.join(benchDir, file)]
   const argv = [...node, ...(options.args ?? [])]
   const command = options.cpu === undefined ? argv : ["taskset", "-c", String(options.cpu), ...argv]
-  const child = spawn(command[0], command.slice(1), { stdio: ["ignore", "inherit", "inherit", "ipc"] })
+  // children report over IPC only; stdout is dropped so stray logging cannot garble the tables
+  const child = spawn(command[0], command.slice(1), { stdio: ["ignore", "ignore", "inherit", "ipc"] })
   live.add(child)
   const pending = new Map<number, { resolve: (value: never) => void; reject: (error: Error) => void }>()
   let nextId = 0
