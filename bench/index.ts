@@ -4,7 +4,7 @@ import { type Config, full, quick } from "./config.js"
 import { killAll } from "./lib/ipc.js"
 import { connectionCap, machine } from "./lib/machine.js"
 import { printSummary } from "./lib/report.js"
-import { runSuite } from "./suite.js"
+import { runSuite, servers } from "./suite.js"
 
 process.on("exit", killAll)
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
@@ -36,7 +36,7 @@ printCodec(codec)
 
 console.log(`\nServers: ${config.trials} interleaved trials, each server started afresh per trial`)
 const run = await runSuite(config, facts, console.log)
-const summary = run.results.summary(run.servers.map((s) => s.name))
+const summary = run.results.summary(servers.map((s) => s.name))
 console.log("\nMedians over trials; ×ws and ×sio are medians of per-trial ratios to raw ws and Socket.IO.")
 console.log("srv µs = server process CPU time (user + system) per delivery, reply or connection.")
 printSummary(summary)

@@ -37,7 +37,7 @@ const fanoutScenario = (clients: number, toRoom: boolean, command: BroadcastComm
   id: `fanout-${toRoom ? "room" : "all"}-${clients}-${command.perTurn}`,
   title:
     `Fan-out to ${toRoom ? "a room of" : "all"} ${clients} clients, ${perTurn(command.perTurn)}, ${command.count} ` +
-    `broadcasts of 100 bytes`,
+    `broadcasts of ${command.size} bytes`,
   metrics: fanoutMetrics
 })
 
@@ -156,7 +156,7 @@ const paused = async (ctx: Context) => {
   const { broadcasts, readers, size } = ctx.config.paused
   const command = { room: "", count: broadcasts, perTurn: 1, size }
   await connect(ctx, readers + 1)
-  await ctx.load.call("pause", { index: readers, paused: true })
+  await ctx.load.call("pause", { index: readers })
   const before = await ctx.server.call("memory")
   const withPaused = await fanout(ctx, readers, command)
   const after = await ctx.server.call("memory")

@@ -3,7 +3,6 @@
  * starts each server afresh in its own process, pinned to CPU 0, while one load generator on CPU 1
  * plays all the clients.
  */
-import * as fs from "node:fs"
 import type { Config } from "./config.js"
 import type { ServerApi } from "./lib/host.js"
 import { spawnWorker, type Worker } from "./lib/ipc.js"
@@ -23,7 +22,7 @@ export interface ServerSpec {
 
 const neffosFile = "servers/effect-neffos.ts"
 
-export const allServers: ReadonlyArray<ServerSpec> = [
+export const servers: ReadonlyArray<ServerSpec> = [
   { name: "ws", file: "servers/ws.ts", wire: "raw" },
   { name: "socket.io", file: "servers/socketio.ts", wire: "socketIo" },
   { name: "neffos", file: neffosFile, wire: "neffos", args: ["default"] },
@@ -32,7 +31,6 @@ export const allServers: ReadonlyArray<ServerSpec> = [
 
 export interface Run {
   readonly results: Results
-  readonly servers: ReadonlyArray<ServerSpec>
   readonly notes: Array<string>
 }
 
@@ -67,8 +65,6 @@ const runPhase = async (
 
 export const runSuite = async (config: Config, machine: Machine, log: (line: string) => void): Promise<Run> => {
   const notes: Array<string> = []
-  const servers = allServers.filter((spec) => fs.existsSync(new URL(spec.file, import.meta.url)))
-  if (servers.length < allServers.length) notes.push("effect-neffos server not available yet: skipped")
   const results = new Results()
   const load: Worker<LoadApi> = await spawnWorker<LoadApi>("load/main.ts", {
     cpu: machine.pinned ? loadCpu : undefined
@@ -91,5 +87,5 @@ export const runSuite = async (config: Config, machine: Machine, log: (line: str
   } finally {
     await load.stop()
   }
-  return { results, servers, notes }
+  return { results, notes }
 }

@@ -43,7 +43,6 @@ export const serve = (api: Api): void => {
 }
 
 export interface Worker<A extends Api> {
-  readonly pid: number
   readonly call: <K extends keyof A & string>(
     method: K,
     ...args: Parameters<A[K]>
@@ -131,7 +130,7 @@ export const spawnWorker = <A extends Api>(file: string, options: SpawnOptions):
     child.on("message", (message: Response | typeof ready) => {
       if (message === ready) {
         clearTimeout(startup)
-        resolve({ pid: child.pid!, call, stop })
+        resolve({ call, stop })
         return
       }
       const p = pending.get(message.id)

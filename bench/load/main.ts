@@ -60,7 +60,6 @@ export interface Target {
 const api = {
   /** Opens `count` more clients, each ready for events. */
   connect: async ({ count, url, wire }: Target & { readonly count: number }) => {
-    const startMs = monoMs()
     const started = epoch
     const errors = await pool(count, concurrency, async () => {
       const session = await connect(wires[wire], url, onBroadcast)
@@ -68,7 +67,6 @@ const api = {
       else session.terminate()
     })
     throwIfAny(errors, `of ${count} connections`)
-    return { ms: monoMs() - startMs }
   },
   join: async ({ room }: { readonly room: string }) => {
     const errors = await pool(sessions.length, concurrency, (i) => sessions[i].wire.join(sessions[i], room))
@@ -121,7 +119,7 @@ const api = {
     const sorted = latencies.subarray(0, Math.min(replies, latencies.length)).sort()
     return { replies, elapsedMs, p50Us: quantile(sorted, 0.5) * 1e3, p99Us: quantile(sorted, 0.99) * 1e3 }
   },
-  pause: ({ index, paused }: { readonly index: number; readonly paused: boolean }) => sessions[index].pause(paused),
+  pause: ({ index }: { readonly index: number }) => sessions[index].pause(),
   closeAll: () => {
     epoch++
     for (const session of sessions) session.terminate()

@@ -67,13 +67,12 @@ export class Session {
     if (!isReply(text)) throw new Error(`${this.wire.name}: unexpected reply ${JSON.stringify(text.slice(0, 80))}`)
   }
 
-  /** Stops reading from the TCP socket, so the server's writes back up. */
-  pause(paused: boolean) {
+  /** Stops reading from the TCP socket, so the server's writes back up; its broadcasts stop counting. */
+  pause() {
     // ws has no public API for this; its underlying net.Socket is the `_socket` field
     const socket = (this.ws as unknown as { readonly _socket: Socket })._socket
-    if (paused) socket.pause()
-    else socket.resume()
-    this.counting = !paused
+    socket.pause()
+    this.counting = false
   }
 
   terminate() {
