@@ -33,9 +33,9 @@ export const quick: Config = {
 export const full: Config = {
   mode: "full",
   trials: 5,
-  fanout: [{ clients: 100, broadcasts: 5000 }, { clients: 1000, broadcasts: 500 }, { clients: 5000, broadcasts: 100 }],
-  burst: { clients: 1000, broadcasts: 1000, perTurn: 50 },
+  fanout: [{ clients: 100, broadcasts: 2500 }, { clients: 1000, broadcasts: 250 }, { clients: 5000, broadcasts: 50 }],
+  burst: { clients: 1000, broadcasts: 500, perTurn: 50 },
   echo: { clients: [10, 100], durationMs: 3000 },
-  paused: { readers: 50, broadcasts: 10000, size: 4096 },
+  paused: { readers: 50, broadcasts: 6000, size: 4096 },
   churnMs: 3000
 }
