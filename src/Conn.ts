@@ -81,12 +81,15 @@ export const storeKey = <A>(name: string, initial: () => A): StoreKey<A> => ({ n
 
 /**
  * A message to broadcast: a namespace (defaults to the handle's own), an optional
- * room, an event and a body.
+ * room, an event and a body; `to` narrows the receivers to the connections with
+ * that id.
  *
  * @since 0.1.0
  * @category models
  */
-export type Outgoing = Message.MessageInit
+export interface Outgoing extends Message.MessageInit {
+  readonly to?: string | undefined
+}
 
 /**
  * A server-side connection.

@@ -136,7 +136,7 @@ export const layer = (options?: Options): Layer.Layer<NodeServer, never, Server.
         }
         upgrade(server, req, socket, head)
       })
-      const address = yield* listen(http, options?.port ?? 8080, options?.host ?? "127.0.0.1")
+      const address = yield* listen(http, options?.port ?? 8080, options?.host ?? "127.0.0.1", server.shutdown)
       return {
         host: address.address,
         port: address.port,
@@ -146,17 +146,25 @@ export const layer = (options?: Options): Layer.Layer<NodeServer, never, Server.
     })
   )
 
-const listen = (http: Http.Server, port: number, host: string) =>
+/**
+ * Listens until the scope closes. Upgraded sockets keep a Node server from
+ * finishing its close, so they are closed first: by `beforeClose` (the server's
+ * graceful shutdown), and what is left is not waited for.
+ */
+const listen = (http: Http.Server, port: number, host: string, beforeClose: Effect.Effect<void> = Effect.void) =>
   Effect.acquireRelease(
     Effect.async<Net.AddressInfo>((resume) => {
       http.once("error", (error) => resume(Effect.die(error)))
       http.listen(port, host, () => resume(Effect.succeed(http.address() as Net.AddressInfo)))
     }),
     () =>
-      Effect.async<void>((resume) => {
-        http.close(() => resume(Effect.void))
-        http.closeAllConnections()
-      })
+      Effect.zipRight(
+        beforeClose,
+        Effect.sync(() => {
+          http.close()
+          http.closeAllConnections()
+        })
+      )
   )
 
 // -----------------------------------------------------------------------------

@@ -27,9 +27,7 @@ import type * as Message from "./Message.js"
  * @since 0.1.0
  * @category models
  */
-export interface Outgoing extends Message.MessageInit {
-  readonly to?: string | undefined
-}
+export type Outgoing = Conn.Outgoing
 
 /**
  * @since 0.1.0

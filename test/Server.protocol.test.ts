@@ -274,12 +274,35 @@ describe("Server protocol (PROTOCOL.md 1.7)", () => {
         assert.strictEqual(yield* client.nextText, "$a;default;srvroom;echo;1;0;bad room")
       }))
 
-    it.scopedLive("the local-only _OnRoomLeft from the wire (neffos.js leaveAll) runs no handler", () =>
+    it.scopedLive("neffos.js leaveAll's _OnRoomLeft ask is taken as the leave it means", () =>
       Effect.gen(function*() {
         const left = yield* Queue.unbounded<string>()
         const events = Events.namespaces({
           default: {
-            _OnRoomLeft: (_ns, msg) => Effect.asVoid(Queue.offer(left, msg.room)),
+            _OnRoomLeave: (_ns, msg) => Effect.asVoid(Queue.offer(left, `leave:${msg.room}`)),
+            _OnRoomLeft: (_ns, msg) => Effect.asVoid(Queue.offer(left, `left:${msg.room}`))
+          }
+        })
+        const { server, url } = yield* startServer({ events })
+        const { client } = yield* handshaken(url)
+        yield* client.send("$c;default;;_OnNamespaceConnect;0;0;")
+        assert.strictEqual(yield* client.nextText, "$c;;;;;;")
+        yield* client.send("$j;default;r1;_OnRoomJoin;0;0;")
+        assert.strictEqual(yield* client.nextText, "$j;;;;;;")
+        yield* client.send("$756000000000768911619;default;r1;_OnRoomLeft;0;0;")
+        assert.strictEqual(yield* client.nextText, "$756000000000768911619;;;;;;")
+        assert.strictEqual(yield* Queue.take(left), "leave:r1")
+        assert.strictEqual(yield* Queue.take(left), "left:r1")
+        assert.strictEqual(yield* server.memberCount("default", "r1"), 0)
+      }))
+
+    it.scopedLive("local-only events from the wire run no handler", () =>
+      Effect.gen(function*() {
+        const seen = yield* Queue.unbounded<string>()
+        const events = Events.namespaces({
+          default: {
+            _OnNamespaceConnected: (_ns, msg) => Effect.asVoid(Queue.offer(seen, msg.event)),
+            _OnRoomJoined: (_ns, msg) => Effect.asVoid(Queue.offer(seen, msg.event)),
             echo: () => Effect.succeed(Reply.text("e"))
           }
         })
@@ -287,10 +310,12 @@ describe("Server protocol (PROTOCOL.md 1.7)", () => {
         const { client } = yield* handshaken(url)
         yield* client.send("$c;default;;_OnNamespaceConnect;0;0;")
         assert.strictEqual(yield* client.nextText, "$c;;;;;;")
-        yield* client.send("$756000000000768911619;default;r1;_OnRoomLeft;0;0;")
+        assert.strictEqual(yield* Queue.take(seen), "_OnNamespaceConnected")
+        yield* client.send(";default;;_OnNamespaceConnected;0;0;")
+        yield* client.send(";default;r1;_OnRoomJoined;0;0;")
         yield* client.send("$e;default;;echo;0;0;")
         assert.strictEqual(yield* client.nextText, "$e;default;;echo;0;0;e")
-        assert.strictEqual(yield* Queue.size(left), 0)
+        assert.strictEqual(yield* Queue.size(seen), 0)
       }))
   })
 

@@ -26,7 +26,10 @@ export const captureEvents = Events.namespaces({
         Effect.flatMap((reply) => ns.emit("answer", Message.bodyText(reply))),
         Effect.catchAll((error) => ns.emit("answer", `${error._tag}:${error.message}`))
       ),
-    joinme: (ns, msg) => Effect.asVoid(Effect.flatMap(ns.joinRoom(Message.bodyText(msg)), (room) => room.emit("roomev", "from server in room"))),
+    joinme: (ns, msg) =>
+      Effect.asVoid(
+        Effect.flatMap(ns.joinRoom(Message.bodyText(msg)), (room) => room.emit("roomev", "from server in room"))
+      ),
     leaveme: (ns, msg) => Effect.flatMap(ns.room(Message.bodyText(msg)), (room) => room.leave()),
     kickme: (ns) => ns.disconnect()
   },

@@ -61,6 +61,7 @@ export interface ConnHooks {
   readonly closed: (conn: ConnImpl) => Effect.Effect<void>
   readonly broadcast: (
     message: Message.Message,
+    to: string | undefined,
     except: ConnImpl | undefined
   ) => Effect.Effect<void>
   readonly dropped: (conn: ConnImpl) => void
@@ -485,9 +486,13 @@ export class ConnImpl {
         return m.isNoOp ? Effect.void : this.handleJoinRequest(m)
       case OnRoomLeave:
         return m.isNoOp ? Effect.void : this.handleLeaveRequest(m)
+      case OnRoomLeft:
+        // neffos.js's leaveAll asks with _OnRoomLeft instead of _OnRoomLeave: take it as the leave it means
+        return this.config.side === "server" && m.wait.length > 0 && !m.isNoOp
+          ? this.handleLeaveRequest(m)
+          : Effect.void
       case OnNamespaceConnected:
       case OnRoomJoined:
-      case OnRoomLeft:
         // local-only events: a peer cannot make our handlers believe they happened
         return Effect.void
       default:
@@ -1064,20 +1069,21 @@ export class NSConnImpl {
     return this.conn.disconnectNamespace(this, options?.timeout)
   }
 
-  broadcastMessage(message: Message.MessageInit, except: ConnImpl | undefined): Effect.Effect<void> {
+  broadcastMessage(message: Conn.Outgoing, except: ConnImpl | undefined): Effect.Effect<void> {
     return Effect.suspend(() =>
       this.conn.config.hooks.broadcast(
         msg.make({ ...message, namespace: message.namespace ?? this.namespace, wait: "", isNoOp: false }),
+        message.to,
         except
       )
     )
   }
 
-  broadcast(message: Message.MessageInit): Effect.Effect<void> {
+  broadcast(message: Conn.Outgoing): Effect.Effect<void> {
     return this.broadcastMessage(message, undefined)
   }
 
-  broadcastOthers(message: Message.MessageInit): Effect.Effect<void> {
+  broadcastOthers(message: Conn.Outgoing): Effect.Effect<void> {
     return this.broadcastMessage(message, this.conn)
   }
 }

@@ -246,8 +246,11 @@ export const make = <E, R>(
             )
           }
         }),
-      broadcast: (message, except) =>
-        broadcast(message, except === undefined ? undefined : { except: except as unknown as Conn.Conn }).pipe(
+      broadcast: (message, to, except) =>
+        broadcast(
+          to === undefined ? message : { ...message, to },
+          except === undefined ? undefined : { except: except as unknown as Conn.Conn }
+        ).pipe(
           Effect.catchAll((error) =>
             Effect.logWarning("effect-neffos: a broadcast did not reach the other instances", error)
           )
