@@ -392,7 +392,12 @@ export class ConnImpl {
         return Effect.void
       }
       const run = Effect.isEffect(task) ? task : this.handleIncoming(task)
-      return Effect.zipRight(run, loop)
+      // a peer that asks faster than it reads the replies waits here (and then its socket is
+      // paused by the inbound bound) instead of losing replies to its own outbox's policy
+      return Effect.zipRight(
+        this.outbox.size * 2 >= this.outbox.capacity ? Effect.zipRight(this.written, run) : run,
+        loop
+      )
     })
     return Effect.locally(loop, currentDispatch, this)
   })
