@@ -13,8 +13,10 @@
 import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
+import type * as Metric from "effect/Metric"
 import type * as Scope from "effect/Scope"
 import type * as Errors from "./Errors.js"
+import * as internal from "./internal/stackExchange.js"
 import type * as Message from "./Message.js"
 
 /**
@@ -78,10 +80,17 @@ export interface LocalServer {
   /** closes the local connections with this id; returns how many */
   readonly close: (id: string, code: number, reason: string) => number
   /** reports a broker loss or recovery as a server lifecycle event */
-  readonly reportStatus: (
-    status: { readonly _tag: "Down"; readonly error: Errors.StackExchangeError } | { readonly _tag: "Up" }
-  ) => void
+  readonly reportStatus: (status: Status) => void
 }
+
+/**
+ * The broker connection was lost, or is back (and, for an exchange, every
+ * subscription is restored).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Status = { readonly _tag: "Down"; readonly error: Errors.StackExchangeError } | { readonly _tag: "Up" }
 
 /**
  * What a server calls on its exchange.
@@ -129,6 +138,13 @@ export interface Bridge {
 export interface StackExchange {
   /** attaches one server instance for the lifetime of the scope */
   readonly attach: (local: LocalServer) => Effect.Effect<Bridge, never, Scope.Scope>
+  /** the broker channels this exchange is subscribed to, as confirmed by the broker */
+  readonly subscriptions: Effect.Effect<ReadonlyArray<string>>
+  /**
+   * Completes once every subscription change asked for so far is confirmed by the
+   * broker (while the broker is down, once it is back and everything is restored).
+   */
+  readonly settled: Effect.Effect<void>
 }
 
 /**
@@ -138,3 +154,76 @@ export interface StackExchange {
 export const StackExchange: Context.Tag<StackExchange, StackExchange> = Context.GenericTag<StackExchange>(
   "effect-neffos/StackExchange"
 )
+
+/**
+ * What a broker client must offer to carry an exchange: publish bytes to a
+ * channel and keep a set of channel subscriptions. Channel names are plain ASCII
+ * (`[A-Za-z0-9_~.-]`), valid as Redis channels and as NATS subjects.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Transport {
+  /**
+   * Publishes in call order (per-publisher order is what the exchange promises).
+   * Succeeds with the number of subscribers that received the message when the
+   * broker reports it (Redis `PUBLISH`), `undefined` otherwise.
+   */
+  readonly publish: (
+    channel: string,
+    payload: Uint8Array
+  ) => Effect.Effect<number | undefined, Errors.StackExchangeError>
+  /** idempotent; completes once the broker confirmed */
+  readonly subscribe: (channels: ReadonlyArray<string>) => Effect.Effect<void, Errors.StackExchangeError>
+  /** idempotent; completes once the broker confirmed */
+  readonly unsubscribe: (channels: ReadonlyArray<string>) => Effect.Effect<void, Errors.StackExchangeError>
+}
+
+/**
+ * The callbacks a {@link Transport} calls: every message of a subscribed channel,
+ * and every loss (`Down`) and recovery (`Up`) of the broker connection. After an
+ * `Up` the exchange subscribes again to everything it needs.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface TransportHandlers {
+  readonly onMessage: (channel: string, payload: Uint8Array) => void
+  readonly onStatus: (status: Status) => void
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** the first token(s) of every channel; `[A-Za-z0-9_-]` tokens joined by `.`; default `neffos` */
+  readonly prefix?: string | undefined
+  /**
+   * How long a cross-instance request (send, count, close, and finding the owner of
+   * an ask) waits for the other instances' answers; default 500 ms.
+   */
+  readonly requestTimeout?: Duration.DurationInput | undefined
+}
+
+/**
+ * Builds a broker-neutral exchange on a transport, acquired in the current scope.
+ * The transport must be connected when `acquire` succeeds.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make: (
+  acquire: (handlers: TransportHandlers) => Effect.Effect<Transport, Errors.StackExchangeError, Scope.Scope>,
+  options?: Options
+) => Effect.Effect<StackExchange, Errors.StackExchangeError, Scope.Scope> = internal.make
+
+/**
+ * Counts the operations that failed because of the broker: publishes, requests
+ * and subscription changes that did not go through, and every loss of the
+ * connection (`effect_neffos_stack_exchange_failures`).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const failures: Metric.Metric.Counter<number> = internal.failures

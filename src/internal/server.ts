@@ -429,11 +429,9 @@ export const make = <E, R>(
             ? Effect.fail(new Errors.ConnectionNotFound({ id, namespace: message.namespace }))
             : Effect.asVoid(local)
         }
-        const remote = bridge.send(id, message)
-        // found here: the other instances are a bonus, not a condition
-        return conns.length === 0
-          ? remote
-          : Effect.zipRight(local, Effect.catchTag(remote, "ConnectionNotFound", () => Effect.void))
+        if (conns.length === 0) return bridge.send(id, message)
+        // found here: the other instances are a bonus, not a condition, so nobody needs to confirm
+        return Effect.zipRight(local, bridge.publish(message, { to: id, except: {} }))
       })
 
     const ask = (request: Server.AskRequest, opts?: Conn.RequestOptions) =>

@@ -1,0 +1,588 @@
+/** @internal */
+import * as Cause from "effect/Cause"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as FiberSet from "effect/FiberSet"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import * as Queue from "effect/Queue"
+import type * as Scope from "effect/Scope"
+import * as Errors from "../Errors.js"
+import type * as Message from "../Message.js"
+import type * as StackExchange from "../StackExchange.js"
+import * as envelope from "./envelope.js"
+import * as msg from "./message.js"
+
+/** @internal */
+export const failures = Metric.counter("effect_neffos_stack_exchange_failures", {
+  description: "stack exchange operations that failed because of the broker (publish, request, subscribe, connection)",
+  incremental: true
+})
+
+const defaults = {
+  prefix: "neffos",
+  requestTimeout: Duration.millis(500),
+  retryDelay: Duration.millis(200)
+}
+
+interface Attached {
+  readonly local: StackExchange.LocalServer
+  /** the topic channels this server holds a reference to */
+  readonly topics: Set<string>
+  closed: boolean
+}
+
+interface Pending {
+  readonly ack: (count: number) => void
+  readonly result: (outcome: envelope.Outcome) => void
+  readonly fail: (error: Errors.StackExchangeError) => void
+}
+
+interface Gathered {
+  acks: number
+  positive: number
+  total: number
+  expected: number | undefined
+}
+
+const unavailable = new Error("the broker is unavailable")
+const detached = new Error("the server detached from the stack exchange")
+
+/** @internal */
+export const make = (
+  acquire: (handlers: StackExchange.TransportHandlers) => Effect.Effect<
+    StackExchange.Transport,
+    Errors.StackExchangeError,
+    Scope.Scope
+  >,
+  options?: StackExchange.Options
+): Effect.Effect<StackExchange.StackExchange, Errors.StackExchangeError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const prefix = options?.prefix ?? defaults.prefix
+    if (!envelope.isValidPrefix(prefix)) {
+      return yield* Effect.fail(
+        new Errors.StackExchangeError({
+          operation: "configure",
+          cause: new Error(`invalid channel prefix ${JSON.stringify(prefix)}: use [A-Za-z0-9_-] tokens joined by "."`)
+        })
+      )
+    }
+    const requestTimeout = Duration.decode(options?.requestTimeout ?? defaults.requestTimeout)
+    const names = envelope.channels(prefix)
+
+    const locals = new Map<string, Attached>()
+    /** channel -> how many (server, topic) pairs want it */
+    const refs = new Map<string, number>()
+    /** what the broker confirmed */
+    const actual = new Set<string>()
+    let dirty = new Set<string>()
+    let connected = true
+    let restoring = false
+    let passing = false
+    let epoch = 0
+    let nodeClosed = false
+    let lastDown: Errors.StackExchangeError | undefined
+    const pending = new Map<number, Pending>()
+    let nextCorrelation = 0
+    const waiters = new Set<() => void>()
+    const wake = yield* Queue.sliding<void>(1)
+    const run = yield* FiberSet.makeRuntime<never>()
+
+    const fail = (operation: string, cause: unknown): Errors.StackExchangeError => {
+      failures.unsafeUpdate(1, [])
+      return new Errors.StackExchangeError({ operation, cause })
+    }
+
+    const markDirty = (channel: string) => {
+      dirty.add(channel)
+      wake.unsafeOffer(undefined)
+    }
+    const retain = (channel: string) => {
+      const n = refs.get(channel) ?? 0
+      refs.set(channel, n + 1)
+      if (n === 0) markDirty(channel)
+    }
+    const release = (channel: string) => {
+      const n = refs.get(channel) ?? 0
+      if (n > 1) return void refs.set(channel, n - 1)
+      refs.delete(channel)
+      markDirty(channel)
+    }
+
+    const channelOf = (topic: StackExchange.Topic): string => {
+      switch (topic._tag) {
+        case "Namespace":
+          return names.namespace(topic.namespace)
+        case "Room":
+          return names.room(topic.namespace, topic.room)
+        case "Connection":
+          return names.id(topic.id)
+      }
+    }
+
+    const isSettled = () => connected && !restoring && !passing && dirty.size === 0
+
+    const settle = () => {
+      if (!isSettled()) return
+      for (const waiter of Array.from(waiters)) waiter()
+    }
+
+    const settled: Effect.Effect<void> = Effect.async<void>((resume) => {
+      if (isSettled()) return resume(Effect.void)
+      const waiter = () => {
+        waiters.delete(waiter)
+        resume(Effect.void)
+      }
+      waiters.add(waiter)
+      return Effect.sync(() => waiters.delete(waiter))
+    })
+
+    /** Brings the broker's subscriptions to `refs`, one batch at a time, in order. */
+    const pass = Effect.gen(function*() {
+      if (!connected || dirty.size === 0) return
+      const batch = dirty
+      dirty = new Set()
+      const started = epoch
+      const add: Array<string> = []
+      const remove: Array<string> = []
+      for (const channel of batch) {
+        const wanted = refs.has(channel)
+        if (wanted && !actual.has(channel)) add.push(channel)
+        else if (!wanted && actual.has(channel)) remove.push(channel)
+      }
+      passing = true
+      const exit = yield* Effect.exit(
+        Effect.zipRight(
+          add.length === 0 ? Effect.void : Effect.tap(transport.subscribe(add), () => {
+            if (epoch === started) { for (const channel of add) actual.add(channel) }
+          }),
+          remove.length === 0 ? Effect.void : Effect.tap(transport.unsubscribe(remove), () => {
+            if (epoch === started) { for (const channel of remove) actual.delete(channel) }
+          })
+        )
+      )
+      passing = false
+      if (Exit.isFailure(exit) || epoch !== started) {
+        for (const channel of batch) dirty.add(channel)
+        if (Exit.isFailure(exit)) {
+          failures.unsafeUpdate(1, [])
+          // a broker that went down reports it and wakes us on recovery; anything else is retried
+          if (connected) yield* Effect.sleep(defaults.retryDelay)
+        }
+      }
+      if (dirty.size > 0) {
+        wake.unsafeOffer(undefined)
+      } else if (connected && restoring) {
+        restoring = false
+        for (const attached of locals.values()) attached.local.reportStatus({ _tag: "Up" })
+      }
+      settle()
+    })
+
+    // -------------------------------------------------------------------------
+    // receiving
+    // -------------------------------------------------------------------------
+
+    const reply = (origin: string, message: envelope.Envelope) =>
+      run(Effect.ignore(publish("reply", names.inbox(origin), message)))
+
+    const others = (origin: string): Array<StackExchange.LocalServer> => {
+      const out: Array<StackExchange.LocalServer> = []
+      for (const attached of locals.values()) {
+        if (!attached.closed && attached.local.instanceId !== origin) out.push(attached.local)
+      }
+      return out
+    }
+
+    const answerAsk = (
+      targets: ReadonlyArray<StackExchange.LocalServer>,
+      request: Extract<envelope.Envelope, { _tag: "Ask" }>
+    ): Effect.Effect<void, Errors.StackExchangeError> => {
+      const message = request.message
+      const ask = (local: StackExchange.LocalServer) =>
+        local.ask({
+          to: request.to,
+          namespace: message.namespace,
+          room: message.room,
+          event: message.event,
+          body: message.body
+        }, Duration.millis(request.timeoutMs))
+      const first = targets.length === 1 ? ask(targets[0]) : Effect.raceAll(targets.map(ask))
+      return Effect.flatMap(Effect.exit(first), (exit): Effect.Effect<unknown, Errors.StackExchangeError> => {
+        if (Exit.isSuccess(exit)) {
+          return publish("reply", names.inbox(request.origin), {
+            _tag: "Result",
+            correlation: request.correlation,
+            outcome: { _tag: "Reply", message: exit.value }
+          })
+        }
+        const failure = Cause.failureOption(exit.cause)
+        if (Option.isNone(failure)) return Effect.void
+        return publish("reply", names.inbox(request.origin), {
+          _tag: "Result",
+          correlation: request.correlation,
+          outcome: { _tag: "Failure", error: failure.value }
+        })
+      }).pipe(Effect.asVoid)
+    }
+
+    const onMessage = (_channel: string, payload: Uint8Array): void => {
+      if (nodeClosed) return
+      const received = envelope.decode(payload)
+      if (received === undefined) return
+      switch (received._tag) {
+        case "Broadcast": {
+          const except = { connection: received.exceptConnection, id: received.exceptId }
+          for (const local of others(received.origin)) {
+            local.deliver(received.message, { to: received.to, except })
+          }
+          return
+        }
+        case "Send": {
+          let count = 0
+          for (const local of others(received.origin)) {
+            count += local.deliver(received.message, { to: received.to, except: {} })
+          }
+          reply(received.origin, { _tag: "Ack", correlation: received.correlation, count })
+          return
+        }
+        case "Ask": {
+          const targets = others(received.origin).filter((local) =>
+            local.count(received.to, received.message.namespace) > 0
+          )
+          reply(received.origin, { _tag: "Ack", correlation: received.correlation, count: targets.length })
+          if (targets.length > 0) run(Effect.ignore(answerAsk(targets, received)))
+          return
+        }
+        case "Close": {
+          let count = 0
+          for (const local of others(received.origin)) count += local.close(received.id, received.code, received.reason)
+          reply(received.origin, { _tag: "Ack", correlation: received.correlation, count })
+          return
+        }
+        case "Count": {
+          let count = 0
+          for (const local of others(received.origin)) count += local.connectionCount()
+          reply(received.origin, { _tag: "Ack", correlation: received.correlation, count })
+          return
+        }
+        case "Ack":
+          pending.get(received.correlation)?.ack(received.count)
+          return
+        case "Result":
+          pending.get(received.correlation)?.result(received.outcome)
+          return
+      }
+    }
+
+    const onStatus = (status: StackExchange.Status): void => {
+      if (nodeClosed) return
+      if (status._tag === "Down") {
+        if (!connected) return
+        connected = false
+        restoring = false
+        lastDown = status.error
+        failures.unsafeUpdate(1, [])
+        for (const request of Array.from(pending.values())) request.fail(status.error)
+        for (const attached of locals.values()) attached.local.reportStatus(status)
+        return
+      }
+      if (connected) return
+      connected = true
+      restoring = true
+      epoch++
+      // the servers' own view is the truth: rebuild from it, then resubscribe everything
+      for (const attached of locals.values()) {
+        const now = new Set(attached.local.topics().map(channelOf))
+        for (const channel of attached.topics) {
+          if (!now.has(channel)) {
+            attached.topics.delete(channel)
+            release(channel)
+          }
+        }
+        for (const channel of now) {
+          if (!attached.topics.has(channel)) {
+            attached.topics.add(channel)
+            retain(channel)
+          }
+        }
+      }
+      for (const channel of refs.keys()) actual.delete(channel)
+      for (const channel of refs.keys()) dirty.add(channel)
+      for (const channel of actual) dirty.add(channel)
+      wake.unsafeOffer(undefined)
+    }
+
+    const transport = yield* acquire({ onMessage, onStatus })
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        nodeClosed = true
+        const error = new Errors.StackExchangeError({ operation: "close", cause: detached })
+        for (const request of Array.from(pending.values())) request.fail(error)
+      })
+    )
+    yield* Effect.forkScoped(Effect.forever(Effect.zipRight(Queue.take(wake), pass)))
+
+    // -------------------------------------------------------------------------
+    // sending
+    // -------------------------------------------------------------------------
+
+    const publish = (
+      operation: string,
+      channel: string,
+      message: envelope.Envelope
+    ): Effect.Effect<number | undefined, Errors.StackExchangeError> =>
+      Effect.suspend(() => {
+        if (nodeClosed) return Effect.fail(fail(operation, detached))
+        if (!connected) return Effect.fail(fail(operation, lastDown?.cause ?? unavailable))
+        return Effect.mapError(
+          transport.publish(channel, envelope.encode(message)),
+          (error) => fail(operation, error.cause)
+        )
+      })
+
+    /**
+     * Publishes a request and counts the acknowledgements: until every receiver the
+     * broker reported answered, `enough` holds, or the request timeout passed.
+     */
+    const gather = (
+      operation: string,
+      channel: string,
+      request: (correlation: number) => envelope.Envelope,
+      enough: (state: Gathered) => boolean
+    ): Effect.Effect<Gathered, Errors.StackExchangeError> =>
+      Effect.gen(function*() {
+        const correlation = ++nextCorrelation
+        const state: Gathered = { acks: 0, positive: 0, total: 0, expected: undefined }
+        const done = yield* Deferred.make<void, Errors.StackExchangeError>()
+        const check = () => {
+          if ((state.expected !== undefined && state.acks >= state.expected) || enough(state)) {
+            Deferred.unsafeDone(done, Effect.void)
+          }
+        }
+        pending.set(correlation, {
+          ack: (count) => {
+            state.acks++
+            state.total += count
+            if (count > 0) state.positive++
+            check()
+          },
+          result: () => {},
+          fail: (error) => Deferred.unsafeDone(done, Effect.fail(error))
+        })
+        return yield* publish(operation, channel, request(correlation)).pipe(
+          Effect.flatMap((receivers) => {
+            state.expected = receivers
+            check()
+            return Effect.timeoutOption(Deferred.await(done), requestTimeout)
+          }),
+          Effect.as(state),
+          Effect.ensuring(Effect.sync(() => pending.delete(correlation)))
+        )
+      })
+
+    const ask = (
+      origin: string,
+      request: Parameters<StackExchange.Bridge["ask"]>[0],
+      timeout: Duration.DurationInput
+    ): Effect.Effect<Message.Message, Errors.AskError | Errors.ConnectionNotFound | Errors.StackExchangeError> =>
+      Effect.gen(function*() {
+        const duration = Duration.decode(timeout)
+        const correlation = ++nextCorrelation
+        const done = yield* Deferred.make<
+          Message.Message,
+          Errors.AskError | Errors.ConnectionNotFound | Errors.StackExchangeError
+        >()
+        const notFound = new Errors.ConnectionNotFound({ id: request.to, namespace: request.namespace })
+        let acks = 0
+        let holders = 0
+        let failed = 0
+        let expected: number | undefined
+        let final = false
+        let firstFailure: Errors.AskError | Errors.ConnectionNotFound | undefined
+        const check = () => {
+          if (!final && expected !== undefined && acks >= expected) final = true
+          if (!final) return
+          if (holders === 0) Deferred.unsafeDone(done, Effect.fail(notFound))
+          else if (failed >= holders) Deferred.unsafeDone(done, Effect.fail(firstFailure ?? notFound))
+        }
+        pending.set(correlation, {
+          ack: (count) => {
+            acks++
+            if (count > 0) holders++
+            check()
+          },
+          result: (outcome) => {
+            if (outcome._tag === "Reply") return Deferred.unsafeDone(done, Effect.succeed(outcome.message))
+            failed++
+            firstFailure ??= outcome.error
+            check()
+          },
+          fail: (error) => Deferred.unsafeDone(done, Effect.fail(error))
+        })
+        const body = request.body ?? ""
+        const message = {
+          _tag: "Ask" as const,
+          origin,
+          correlation,
+          to: request.to,
+          timeoutMs: Math.max(0, Math.round(Duration.toMillis(duration))),
+          message: msg.unsafeMake(
+            request.namespace,
+            request.room ?? "",
+            request.event,
+            body,
+            undefined,
+            typeof body !== "string",
+            "",
+            false,
+            false
+          )
+        }
+        // without a count from the broker, the owners have `requestTimeout` to say they exist
+        const holdersKnown = Effect.sleep(requestTimeout).pipe(
+          Effect.zipRight(Effect.sync(() => {
+            final = true
+            check()
+          })),
+          Effect.zipRight(Effect.never)
+        )
+        return yield* publish("ask", names.id(request.to), message).pipe(
+          Effect.flatMap((receivers) => {
+            expected = receivers
+            check()
+            return Effect.raceFirst(Deferred.await(done), holdersKnown)
+          }),
+          Effect.timeoutFail({
+            duration: Duration.sum(duration, requestTimeout),
+            onTimeout: () =>
+              new Errors.AskTimeout({ namespace: request.namespace, event: request.event, timeout: duration })
+          }),
+          Effect.ensuring(Effect.sync(() => pending.delete(correlation)))
+        )
+      })
+
+    // -------------------------------------------------------------------------
+    // attaching servers
+    // -------------------------------------------------------------------------
+
+    const attach = (local: StackExchange.LocalServer): Effect.Effect<StackExchange.Bridge, never, Scope.Scope> =>
+      Effect.gen(function*() {
+        const origin = local.instanceId
+        const attached: Attached = { local, topics: new Set(), closed: false }
+        locals.set(origin, attached)
+        retain(names.inbox(origin))
+        retain(names.all)
+        for (const topic of local.topics()) {
+          const channel = channelOf(topic)
+          if (!attached.topics.has(channel)) {
+            attached.topics.add(channel)
+            retain(channel)
+          }
+        }
+        if (!connected && lastDown !== undefined) local.reportStatus({ _tag: "Down", error: lastDown })
+
+        yield* Effect.addFinalizer(() =>
+          Effect.suspend(() => {
+            attached.closed = true
+            locals.delete(origin)
+            for (const channel of attached.topics) release(channel)
+            attached.topics.clear()
+            release(names.inbox(origin))
+            release(names.all)
+            return Effect.ignore(Effect.timeout(settled, requestTimeout))
+          })
+        )
+
+        const guard = <A, E>(
+          operation: string,
+          effect: Effect.Effect<A, E | Errors.StackExchangeError>
+        ): Effect.Effect<A, E | Errors.StackExchangeError> =>
+          Effect.suspend(() => attached.closed ? Effect.fail(fail(operation, detached)) : effect)
+
+        const bridge: StackExchange.Bridge = {
+          topicChanged: (topic, active) => {
+            if (attached.closed) return
+            const channel = channelOf(topic)
+            if (active) {
+              if (attached.topics.has(channel)) return
+              attached.topics.add(channel)
+              retain(channel)
+            } else if (attached.topics.delete(channel)) {
+              release(channel)
+            }
+          },
+          publish: (message, { except, to }) =>
+            guard(
+              "publish",
+              Effect.asVoid(
+                publish(
+                  "publish",
+                  to !== undefined
+                    ? names.id(to)
+                    : message.room.length > 0
+                    ? names.room(message.namespace, message.room)
+                    : names.namespace(message.namespace),
+                  {
+                    _tag: "Broadcast",
+                    origin,
+                    to,
+                    exceptConnection: except.connection,
+                    exceptId: except.id,
+                    message
+                  }
+                )
+              )
+            ),
+          send: (id, message) =>
+            guard(
+              "send",
+              Effect.flatMap(
+                gather(
+                  "send",
+                  names.id(id),
+                  (correlation) => ({ _tag: "Send", origin, correlation, to: id, message }),
+                  (state) => state.positive > 0
+                ),
+                (state) =>
+                  state.positive > 0
+                    ? Effect.void
+                    : Effect.fail(new Errors.ConnectionNotFound({ id, namespace: message.namespace }))
+              )
+            ),
+          ask: (request, timeout) => guard("ask", ask(origin, request, timeout)),
+          connectionCount: guard(
+            "count",
+            Effect.map(
+              gather("count", names.all, (correlation) => ({ _tag: "Count", origin, correlation }), () => false),
+              (state) => local.connectionCount() + state.total
+            )
+          ),
+          close: (id, code, reason) =>
+            guard(
+              "close",
+              Effect.map(
+                gather(
+                  "close",
+                  names.id(id),
+                  (correlation) => ({ _tag: "Close", origin, correlation, id, code, reason }),
+                  () => false
+                ),
+                (state) => state.total
+              )
+            )
+        }
+
+        // the inbox must be live before the first request can be answered
+        yield* Effect.ignore(Effect.timeout(settled, requestTimeout))
+        return bridge
+      })
+
+    return {
+      attach,
+      subscriptions: Effect.sync(() => Array.from(actual).sort()),
+      settled
+    }
+  })
