@@ -1,0 +1,89 @@
+/**
+ * Scale-out through NATS core pub/sub, on `@nats-io/transport-node` (an optional
+ * peer dependency).
+ *
+ * Each exchange opens one NATS connection, for however many websockets its
+ * server holds, and subscribes to literal subjects (never wildcards) for every
+ * namespace, room and connection id with local members, plus its inbox and a
+ * cluster subject. NATS does not say how many subscribers received a message, so
+ * cross-instance counts and disconnects wait `requestTimeout` for the answers,
+ * and a send or ask to an id nobody holds fails after it.
+ *
+ * ```ts
+ * const Live = NodeServer.layer({ port: 8080 }).pipe(
+ *   Layer.provide(Server.layer({ events })),
+ *   Layer.provide(NatsStackExchange.layer({ servers: "127.0.0.1:4222" }))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ */
+import type { NodeConnectionOptions } from "@nats-io/transport-node"
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Scope from "effect/Scope"
+import type * as Errors from "./Errors.js"
+import * as internal from "./internal/natsStackExchange.js"
+import * as StackExchange from "./StackExchange.js"
+
+/**
+ * The options that can come from `Config`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ConfigOptions extends StackExchange.Options {
+  /** one or more `host:port` or `nats://` URLs; default `127.0.0.1:4222` */
+  readonly servers?: string | ReadonlyArray<string> | undefined
+  /** how long building the layer waits for the connection; default 5 s */
+  readonly connectTimeout?: Duration.DurationInput | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options extends ConfigOptions {
+  /**
+   * More NATS connection options (credentials, TLS, `reconnectTimeWait`, ...).
+   * Reconnection is unlimited unless `maxReconnectAttempts` says otherwise.
+   */
+  readonly nats?: Omit<NodeConnectionOptions, "servers" | "timeout"> | undefined
+}
+
+/**
+ * Connects (failing with `StackExchangeError` when NATS cannot be reached within
+ * `connectTimeout`) and closes the connection when the scope closes.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make: (
+  options?: Options
+) => Effect.Effect<StackExchange.StackExchange, Errors.StackExchangeError, Scope.Scope> = internal.make
+
+/**
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options?: Options): Layer.Layer<StackExchange.StackExchange, Errors.StackExchangeError> =>
+  Layer.scoped(StackExchange.StackExchange, make(options))
+
+/**
+ * Like {@link layer}, with the options read from `Config`, e.g.
+ * `layerConfig({ servers: Config.array(Config.string(), "NATS_SERVERS") })`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  config: Config.Config.Wrap<ConfigOptions>,
+  options?: { readonly nats?: Options["nats"] }
+): Layer.Layer<StackExchange.StackExchange, Errors.StackExchangeError | ConfigError.ConfigError> =>
+  Layer.scoped(
+    StackExchange.StackExchange,
+    Effect.flatMap(Config.unwrap(config), (fromConfig) => make({ ...fromConfig, nats: options?.nats }))
+  )
