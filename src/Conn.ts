@@ -7,6 +7,7 @@
  */
 import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
 import type * as Errors from "./Errors.js"
 import type * as Message from "./Message.js"
 
@@ -117,6 +118,8 @@ export interface Conn {
   readonly close: (options?: { readonly code?: number; readonly reason?: string }) => Effect.Effect<void>
   /** waits until the connection is closed and its close sequence has run */
   readonly awaitClose: Effect.Effect<void>
+  /** a scope closed with the connection: resources and fibers that live as long as it does */
+  readonly scope: Scope.Scope
   readonly get: <A>(key: StoreKey<A>) => Effect.Effect<A>
   readonly set: <A>(key: StoreKey<A>, value: A) => Effect.Effect<void>
   readonly modify: <A>(key: StoreKey<A>, f: (a: A) => A) => Effect.Effect<A>

@@ -209,6 +209,18 @@ export interface Server {
 export const Server: Context.Tag<Server, Server> = internal.ServerTag
 
 /**
+ * The server's Effect metrics: frames dropped by outbox policies (a counter) and
+ * open connections (a gauge), across every server of the process.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const metrics = {
+  droppedFrames: internal.droppedFrames,
+  connections: internal.connectionsGauge
+} as const
+
+/**
  * Builds the server in the current scope; closing the scope shuts it down
  * gracefully. Handlers may use `Server` themselves. When a `StackExchange` is in
  * the context, the server attaches to it.

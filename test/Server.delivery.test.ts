@@ -5,10 +5,11 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
+import * as Metric from "effect/Metric"
 import * as Queue from "effect/Queue"
 import type * as Net from "node:net"
 import * as Events from "../src/Events.js"
-import type * as Server from "../src/Server.js"
+import * as Server from "../src/Server.js"
 import { handshaken, type RawClient, startServer } from "./utils.js"
 
 const events = Events.namespaces({ default: {} })
@@ -142,12 +143,15 @@ describe("Server delivery", () => {
     it.scopedLive("sliding: the others get everything in order; the slow one keeps the newest", () =>
       Effect.gen(function*() {
         const { readers, server, slow, slowConn } = yield* setup("sliding")
+        const droppedBefore = (yield* Metric.value(Server.metrics.droppedFrames)).count
         const received = yield* broadcastPaced(server, readers, total)
         for (const seqs of received) assert.deepStrictEqual(seqs, range(total))
         const stats = yield* slowConn.stats
         assert.isAtMost(stats.outboxSize, capacity)
         assert.isAbove(stats.dropped, 0)
         assert.strictEqual(stats.written + stats.outboxSize + stats.dropped, total + 1)
+        const droppedAfter = (yield* Metric.value(Server.metrics.droppedFrames)).count
+        assert.isAtLeast(droppedAfter - droppedBefore, stats.dropped)
         tcpOf(slow).resume()
         const got = yield* receiveAll(slow, total - stats.dropped)
         assert.deepStrictEqual(got, [...got].sort((a, b) => a - b))

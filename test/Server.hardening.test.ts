@@ -5,9 +5,12 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Queue from "effect/Queue"
+import * as Scope from "effect/Scope"
 import WebSocket from "ws"
 import * as Conn from "../src/Conn.js"
 import * as Events from "../src/Events.js"
@@ -259,6 +262,30 @@ describe("Server API", () => {
       yield* server.do((conn) => Effect.zipRight(conn.close({ code: 4001 }), conn.awaitClose))
       assert.strictEqual(yield* server.memberCount("default"), 0)
       assert.strictEqual(yield* server.connectionCount, 0)
+    }))
+
+  it.scopedLive("a server ask fails with ConnectionClosed when the client goes away", () =>
+    Effect.gen(function*() {
+      const { server, url } = yield* startServer({ events, idGenerator: () => "leaver" })
+      const { client } = yield* connected(url)
+      const asking = yield* Effect.fork(server.ask({ to: "leaver", namespace: "default", event: "question" }))
+      yield* client.nextText // the ask arrived
+      client.ws.close()
+      const error = yield* Effect.flip(Fiber.join(asking))
+      assert.strictEqual(error._tag, "ConnectionClosed")
+    }))
+
+  it.scopedLive("the connection's scope closes with it", () =>
+    Effect.gen(function*() {
+      const released = yield* Deferred.make<string>()
+      const { url } = yield* startServer({
+        events,
+        idGenerator: () => "scoped",
+        onConnect: (conn) => Scope.addFinalizer(conn.scope, Deferred.succeed(released, conn.id))
+      })
+      const { client } = yield* connected(url)
+      client.ws.close()
+      assert.strictEqual(yield* Deferred.await(released), "scoped")
     }))
 
   it.scopedLive("server.disconnect closes every connection with the id", () =>

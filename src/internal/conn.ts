@@ -13,6 +13,7 @@ import * as Fiber from "effect/Fiber"
 import * as FiberRef from "effect/FiberRef"
 import * as Option from "effect/Option"
 import * as Runtime from "effect/Runtime"
+import * as Scope from "effect/Scope"
 import type * as Conn from "../Conn.js"
 import * as Errors from "../Errors.js"
 import type * as Message from "../Message.js"
@@ -144,6 +145,8 @@ export class ConnImpl {
   private paused = false
   private state: number
   private readonly closedLatch = Deferred.unsafeMake<void>(undefined as any)
+  private scope_: Scope.CloseableScope | undefined
+  private closeSequenceDone = false
   closeCode = 0
   closeReason = ""
   /** keep-alive bookkeeping, driven by the server's timers */
@@ -234,6 +237,15 @@ export class ConnImpl {
 
   get awaitClose(): Effect.Effect<void> {
     return Deferred.await(this.closedLatch)
+  }
+
+  /** Closed with the connection, after its close sequence; created on first use. */
+  get scope(): Scope.Scope {
+    if (this.scope_ === undefined) {
+      this.scope_ = Effect.runSync(Scope.make())
+      if (this.closeSequenceDone) Effect.runFork(Scope.close(this.scope_, Exit.void))
+    }
+    return this.scope_
   }
 
   get<A>(key: Conn.StoreKey<A>): Effect.Effect<A> {
@@ -954,6 +966,8 @@ export class ConnImpl {
         yield* this.fire(ns, lifecycle(ns.namespace, "", OnNamespaceDisconnect, true, true))
       }
       yield* this.config.hooks.closed(this)
+      this.closeSequenceDone = true
+      if (this.scope_ !== undefined) yield* Scope.close(this.scope_, Exit.void)
     }).pipe(Effect.ensuring(Deferred.done(this.closedLatch, Exit.void)))
   }
 }
