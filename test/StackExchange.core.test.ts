@@ -1,0 +1,351 @@
+/**
+ * The broker-neutral exchange on an in-memory transport, and its envelope and
+ * channel names: what does not need a real broker.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import * as Errors from "effect-neffos/Errors"
+import * as Message from "effect-neffos/Message"
+import * as StackExchange from "effect-neffos/StackExchange"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as fc from "effect/FastCheck"
+import * as Metric from "effect/Metric"
+import type * as Scope from "effect/Scope"
+import * as envelope from "../src/internal/envelope.js"
+
+// -----------------------------------------------------------------------------
+// an in-memory broker
+// -----------------------------------------------------------------------------
+
+interface Node {
+  readonly handlers: StackExchange.TransportHandlers
+  readonly channels: Set<string>
+}
+
+const memoryBroker = () => {
+  const nodes = new Set<Node>()
+  let up = true
+  const unavailable = (operation: string) =>
+    Effect.fail(new Errors.StackExchangeError({ operation, cause: new Error("down") }))
+  const acquire = (handlers: StackExchange.TransportHandlers) =>
+    Effect.acquireRelease(
+      Effect.sync(() => {
+        const node: Node = { handlers, channels: new Set() }
+        nodes.add(node)
+        return node
+      }),
+      (node) => Effect.sync(() => nodes.delete(node))
+    ).pipe(Effect.map((node): StackExchange.Transport => ({
+      publish: (channel, payload) =>
+        Effect.suspend(() => {
+          if (!up) return unavailable("publish")
+          let receivers = 0
+          for (const other of nodes) {
+            if (!other.channels.has(channel)) continue
+            receivers++
+            // a broker delivers later, never inside the publish call
+            queueMicrotask(() => other.handlers.onMessage(channel, payload))
+          }
+          return Effect.succeed(receivers)
+        }),
+      subscribe: (channels) =>
+        Effect.suspend(() => {
+          if (!up) return unavailable("subscribe")
+          for (const channel of channels) node.channels.add(channel)
+          return Effect.void
+        }),
+      unsubscribe: (channels) =>
+        Effect.suspend(() => {
+          if (!up) return unavailable("unsubscribe")
+          for (const channel of channels) node.channels.delete(channel)
+          return Effect.void
+        })
+    })))
+  return {
+    acquire,
+    channels: () => Array.from(nodes, (node) => [...node.channels].sort()),
+    down: () => {
+      up = false
+      for (const node of nodes) {
+        node.channels.clear()
+        node.handlers.onStatus({
+          _tag: "Down",
+          error: new Errors.StackExchangeError({ operation: "connection", cause: new Error("down") })
+        })
+      }
+    },
+    up: () => {
+      up = true
+      for (const node of nodes) node.handlers.onStatus({ _tag: "Up" })
+    }
+  }
+}
+
+interface FakeServer extends StackExchange.LocalServer {
+  readonly delivered: Array<{ readonly message: Message.Message; readonly to: string | undefined }>
+  readonly statuses: Array<StackExchange.Status["_tag"]>
+  readonly active: Map<string, StackExchange.Topic>
+}
+
+const fakeServer = (instanceId: string): FakeServer => {
+  const delivered: FakeServer["delivered"] = []
+  const statuses: FakeServer["statuses"] = []
+  const active = new Map<string, StackExchange.Topic>()
+  return {
+    instanceId,
+    delivered,
+    statuses,
+    active,
+    topics: () => Array.from(active.values()),
+    deliver: (message, { to }) => {
+      delivered.push({ message, to })
+      return 1
+    },
+    ask: (request) => Effect.fail(new Errors.ConnectionNotFound({ id: request.to })),
+    count: () => 0,
+    connectionCount: () => 1,
+    close: () => 0,
+    reportStatus: (status) => statuses.push(status._tag)
+  }
+}
+
+const attach = (exchange: StackExchange.StackExchange, server: FakeServer) =>
+  Effect.map(exchange.attach(server), (bridge) => {
+    const change = (topic: StackExchange.Topic, on: boolean) => {
+      if (on) server.active.set(JSON.stringify(topic), topic)
+      else server.active.delete(JSON.stringify(topic))
+      bridge.topicChanged(topic, on)
+    }
+    return { bridge, change }
+  })
+
+const exchangeOn = (
+  broker: ReturnType<typeof memoryBroker>,
+  prefix = "p"
+): Effect.Effect<StackExchange.StackExchange, Errors.StackExchangeError, Scope.Scope> =>
+  StackExchange.make(broker.acquire, { prefix, requestTimeout: "100 millis" })
+
+const chat = Message.make({ namespace: "chat", event: "say", body: "hi" })
+
+describe("StackExchange core (in-memory broker)", () => {
+  it.scopedLive("subscriptions are reference-counted per channel across servers", () =>
+    Effect.gen(function*() {
+      const broker = memoryBroker()
+      const exchange = yield* exchangeOn(broker)
+      const one = yield* attach(exchange, fakeServer("one"))
+      const two = yield* attach(exchange, fakeServer("two"))
+      const topic: StackExchange.Topic = { _tag: "Namespace", namespace: "chat" }
+      one.change(topic, true)
+      two.change(topic, true)
+      yield* exchange.settled
+      assert.include(yield* exchange.subscriptions, "p.ns.chat")
+      one.change(topic, false)
+      yield* exchange.settled
+      assert.include(yield* exchange.subscriptions, "p.ns.chat")
+      two.change(topic, false)
+      yield* exchange.settled
+      assert.notInclude(yield* exchange.subscriptions, "p.ns.chat")
+      assert.deepStrictEqual(broker.channels(), [yield* exchange.subscriptions])
+    }))
+
+  it.scopedLive("a server never receives its own broadcasts; the others on the same exchange do", () =>
+    Effect.gen(function*() {
+      const broker = memoryBroker()
+      const exchange = yield* exchangeOn(broker)
+      const serverOne = fakeServer("one")
+      const serverTwo = fakeServer("two")
+      const one = yield* attach(exchange, serverOne)
+      const two = yield* attach(exchange, serverTwo)
+      one.change({ _tag: "Namespace", namespace: "chat" }, true)
+      two.change({ _tag: "Namespace", namespace: "chat" }, true)
+      yield* exchange.settled
+      yield* one.bridge.publish(chat, { except: {} })
+      // the request round trip below is answered after the broadcast (per-publisher order)
+      assert.strictEqual(yield* one.bridge.connectionCount, 2)
+      assert.strictEqual(serverOne.delivered.length, 0)
+      assert.strictEqual(serverTwo.delivered.length, 1)
+      assert.strictEqual(Message.bodyText(serverTwo.delivered[0].message), "hi")
+    }))
+
+  it.scopedLive("broker down: fail fast, count, report; back: resubscribe the current topics, then report Up", () =>
+    Effect.gen(function*() {
+      const broker = memoryBroker()
+      const exchange = yield* exchangeOn(broker)
+      const server = fakeServer("one")
+      const { bridge, change } = yield* attach(exchange, server)
+      change({ _tag: "Namespace", namespace: "before" }, true)
+      change({ _tag: "Room", namespace: "before", room: "r" }, true)
+      yield* exchange.settled
+
+      const failuresBefore = (yield* Metric.value(StackExchange.failures)).count
+      broker.down()
+      assert.deepStrictEqual(server.statuses, ["Down"])
+      const exit = yield* Effect.exit(bridge.publish(chat, { except: {} }))
+      assert.isTrue(Exit.isFailure(exit))
+      const count = yield* Effect.flip(bridge.connectionCount)
+      assert.strictEqual(count._tag, "StackExchangeError")
+      assert.isAtLeast((yield* Metric.value(StackExchange.failures)).count - failuresBefore, 3)
+
+      // membership changes while the broker is away
+      change({ _tag: "Room", namespace: "before", room: "r" }, false)
+      change({ _tag: "Connection", id: "during" }, true)
+      broker.up()
+      yield* exchange.settled
+      assert.deepStrictEqual(server.statuses, ["Down", "Up"])
+      assert.deepStrictEqual(broker.channels(), [["p.all", "p.id.during", "p.inbox.one", "p.ns.before"]])
+      yield* bridge.publish(chat, { except: {} })
+    }))
+
+  it.scopedLive("calls after the server detached are harmless", () =>
+    Effect.gen(function*() {
+      const broker = memoryBroker()
+      const exchange = yield* exchangeOn(broker)
+      const { bridge, change } = yield* Effect.scoped(attach(exchange, fakeServer("gone")))
+      change({ _tag: "Namespace", namespace: "late" }, true)
+      const error = yield* Effect.flip(bridge.publish(chat, { except: {} }))
+      assert.strictEqual(error._tag, "StackExchangeError")
+      assert.strictEqual((yield* Effect.flip(bridge.send("x", chat)))._tag, "StackExchangeError")
+      assert.strictEqual((yield* Effect.flip(bridge.close("x", 1000, "")))._tag, "StackExchangeError")
+      yield* exchange.settled
+      assert.deepStrictEqual(yield* exchange.subscriptions, [])
+    }))
+
+  it.scopedLive("requests complete as soon as every receiver the broker counted has answered", () =>
+    Effect.gen(function*() {
+      const broker = memoryBroker()
+      const exchange = yield* exchangeOn(broker)
+      const { bridge } = yield* attach(exchange, fakeServer("one"))
+      const started = Date.now()
+      const error = yield* Effect.flip(bridge.send("nobody", chat))
+      assert.strictEqual(error._tag, "ConnectionNotFound")
+      assert.strictEqual(yield* bridge.connectionCount, 1)
+      assert.isBelow(Date.now() - started, 100)
+    }))
+
+  it.scoped("an invalid prefix is refused", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(StackExchange.make(memoryBroker().acquire, { prefix: "a.*" }))
+      assert.strictEqual(error.operation, "configure")
+    }))
+})
+
+// -----------------------------------------------------------------------------
+// channel names and envelopes
+// -----------------------------------------------------------------------------
+
+const safeSegment = /^(_|~[0-9a-f]{64}|[A-Za-z0-9_-]+)$/
+
+describe("channel names", () => {
+  it("segments are non-empty, literal-safe for Redis and NATS, and injective", () => {
+    fc.assert(
+      fc.property(fc.string({ unit: "binary" }), fc.string({ unit: "binary" }), (a, b) => {
+        const sa = envelope.segment(a)
+        assert.match(sa, safeSegment)
+        if (a !== b) assert.notStrictEqual(sa, envelope.segment(b))
+      })
+    )
+    assert.strictEqual(envelope.segment(""), "_")
+    assert.strictEqual(envelope.segment("_"), "_5F")
+    assert.strictEqual(envelope.segment("a.b*c d"), "a_2Eb_2Ac_20d")
+    assert.match(envelope.segment("ü".repeat(500)), /^~[0-9a-f]{64}$/)
+  })
+
+  it("a connection id never shares a channel with a namespace or a room", () => {
+    const names = envelope.channels("neffos")
+    assert.notStrictEqual(names.id("default"), names.namespace("default"))
+    assert.notStrictEqual(names.namespace("a.b"), names.room("a", "b"))
+    assert.strictEqual(names.namespace(""), "neffos.ns._")
+    assert.strictEqual(names.room("chat", "lobby"), "neffos.room.chat.lobby")
+  })
+})
+
+const messageArb = fc.record({
+  namespace: fc.string({ unit: "binary" }),
+  room: fc.string({ unit: "binary" }),
+  event: fc.string({ unit: "binary" }),
+  body: fc.oneof(fc.string({ unit: "binary" }), fc.uint8Array()),
+  error: fc.option(fc.string({ unit: "binary" }), { nil: undefined }),
+  isNoOp: fc.boolean()
+}).map((init) => Message.make(init))
+
+const fields = (m: Message.Message) => ({
+  namespace: m.namespace,
+  room: m.room,
+  event: m.event,
+  body: typeof m.body === "string" ? m.body : Array.from(m.body),
+  error: m.error,
+  binary: m.binary,
+  isNoOp: m.isNoOp
+})
+
+describe("envelopes", () => {
+  it("broadcasts round-trip with exclusions, target and binary flag", () => {
+    fc.assert(
+      fc.property(
+        messageArb,
+        fc.string(),
+        fc.option(fc.string(), { nil: undefined }),
+        fc.option(fc.record({ instance: fc.uuid(), key: fc.nat() }), { nil: undefined }),
+        fc.option(fc.string(), { nil: undefined }),
+        (message, origin, to, exceptConnection, exceptId) => {
+          const decoded = envelope.decode(
+            envelope.encode({ _tag: "Broadcast", origin, to, exceptConnection, exceptId, message })
+          )
+          assert(decoded !== undefined && decoded._tag === "Broadcast")
+          assert.deepStrictEqual(
+            {
+              origin: decoded.origin,
+              to: decoded.to,
+              exceptConnection: decoded.exceptConnection,
+              id: decoded.exceptId
+            },
+            { origin, to, exceptConnection, id: exceptId }
+          )
+          assert.deepStrictEqual(fields(decoded.message), fields(message))
+        }
+      )
+    )
+  })
+
+  it("requests and replies round-trip, failures keep their type", () => {
+    const reply = Message.make({ namespace: "n", event: "e", body: new Uint8Array([1, 59, 2]) })
+    const cases: ReadonlyArray<envelope.Envelope> = [
+      { _tag: "Send", origin: "o", correlation: 2 ** 40, to: "id;1", message: chat },
+      { _tag: "Ask", origin: "o", correlation: 7, to: "x", timeoutMs: 30_000, message: chat },
+      { _tag: "Close", origin: "o", correlation: 8, id: "x", code: 4000, reason: "bye" },
+      { _tag: "Count", origin: "o", correlation: 9 },
+      { _tag: "Ack", correlation: 10, count: 3 },
+      { _tag: "Result", correlation: 11, outcome: { _tag: "Reply", message: reply } },
+      {
+        _tag: "Result",
+        correlation: 12,
+        outcome: {
+          _tag: "Failure",
+          error: new Errors.RemoteError({ text: "no", namespace: "n", room: "", event: "e" })
+        }
+      }
+    ]
+    for (const original of cases) {
+      const decoded = envelope.decode(envelope.encode(original))
+      assert(decoded !== undefined)
+      assert.strictEqual(decoded._tag, original._tag)
+      if (decoded._tag === "Result" && original._tag === "Result") {
+        if (decoded.outcome._tag === "Failure") assert.instanceOf(decoded.outcome.error, Errors.RemoteError)
+        else assert.deepStrictEqual(fields(decoded.outcome.message), fields(reply))
+      } else {
+        assert.deepStrictEqual(
+          JSON.stringify(decoded, (_, v) => Message.isMessage(v) ? fields(v) : v),
+          JSON.stringify(original, (_, v) => Message.isMessage(v) ? fields(v) : v)
+        )
+      }
+    }
+  })
+
+  it("anything else decodes to undefined, never throws", () => {
+    fc.assert(fc.property(fc.uint8Array(), (bytes) => {
+      envelope.decode(bytes)
+    }))
+    const valid = envelope.encode({ _tag: "Send", origin: "o", correlation: 1, to: "x", message: chat })
+    for (let end = 0; end < 12; end++) assert.isUndefined(envelope.decode(valid.subarray(0, end)))
+  })
+})

@@ -1,0 +1,39 @@
+import * as RedisStackExchange from "effect-neffos/RedisStackExchange"
+import * as Config from "effect/Config"
+import * as ConfigProvider from "effect/ConfigProvider"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import { Redis } from "ioredis"
+import { broker } from "./StackExchange.kit.js"
+import { suite } from "./StackExchange.suite.js"
+
+suite({
+  name: "Redis",
+  exchange: (prefix, port) =>
+    RedisStackExchange.layer({
+      url: `redis://127.0.0.1:${port ?? 6379}`,
+      prefix,
+      redis: { retryStrategy: () => 50 }
+    }),
+  fromConfig: (prefix) =>
+    RedisStackExchange.layerConfig({
+      url: Config.string("REDIS_URL"),
+      prefix: Config.string("NEFFOS_PREFIX")
+    }).pipe(
+      Layer.provide(Layer.setConfigProvider(
+        ConfigProvider.fromMap(new Map([["REDIS_URL", "redis://127.0.0.1:6379"], ["NEFFOS_PREFIX", prefix]]))
+      ))
+    ),
+  ownBroker: broker(
+    "redis-server",
+    (port) => ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+    /Ready to accept connections/
+  ),
+  brokerChannels: (prefix) =>
+    Effect.acquireRelease(
+      Effect.sync(() => new Redis("redis://127.0.0.1:6379", { lazyConnect: true })),
+      (redis) => Effect.sync(() => redis.disconnect())
+    ).pipe(
+      Effect.flatMap((redis) => Effect.promise(() => redis.pubsub("CHANNELS", `${prefix}.*`) as Promise<Array<string>>))
+    )
+})

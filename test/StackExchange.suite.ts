@@ -1,0 +1,450 @@
+/**
+ * The cross-instance suite, run against every backend by its own test file.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import type * as Errors from "effect-neffos/Errors"
+import * as Message from "effect-neffos/Message"
+import * as StackExchange from "effect-neffos/StackExchange"
+import type * as ConfigError from "effect/ConfigError"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as Queue from "effect/Queue"
+import type * as Scope from "effect/Scope"
+import * as neffos from "neffos.js"
+import {
+  awaitEvent,
+  type Broker,
+  type Client,
+  client,
+  freePort,
+  type Instance,
+  instance,
+  oddNamespace,
+  oddRoom
+} from "./StackExchange.kit.js"
+
+export interface Backend {
+  readonly name: string
+  /** an exchange on the shared broker, or on the broker of the tests at `port` */
+  readonly exchange: (prefix: string, port?: number) => Layer.Layer<
+    StackExchange.StackExchange,
+    Errors.StackExchangeError
+  >
+  /** a broker process of the test's own, on a spare port */
+  readonly ownBroker: Effect.Effect<Broker, never, Scope.Scope>
+  /** an exchange built by `layerConfig`, with `prefix` as the only configured value */
+  readonly fromConfig: (prefix: string) => Layer.Layer<
+    StackExchange.StackExchange,
+    Errors.StackExchangeError | ConfigError.ConfigError
+  >
+  /** the channels of this prefix the broker itself reports subscribers for, when it can tell */
+  readonly brokerChannels?: (prefix: string) => Effect.Effect<ReadonlyArray<string>, never, Scope.Scope>
+}
+
+let prefixes = 0
+const freshPrefix = (backend: Backend) =>
+  `test-${backend.name.toLowerCase()}-${process.pid}-${Date.now().toString(36)}-${++prefixes}`
+
+const names = ["A", "B", "C"] as const
+
+const cluster = (backend: Backend, count: number, port?: number) =>
+  Effect.gen(function*() {
+    const prefix = freshPrefix(backend)
+    const instances = yield* Effect.forEach(names.slice(0, count), (name) =>
+      instance(name, backend.exchange(prefix, port)))
+    return { prefix, instances }
+  })
+
+/** every subscription change so far is confirmed by the broker, on every instance */
+const settled = (instances: ReadonlyArray<Instance>) =>
+  Effect.forEach(instances, (i) => i.exchange.settled, { discard: true }).pipe(
+    Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => new Error("subscriptions not settled") }),
+    Effect.orDie
+  )
+
+const text = (message: Message.Message) => Message.bodyText(message)
+
+const connected = (url: string, namespace: string, id?: string, room?: string) =>
+  Effect.gen(function*() {
+    const c = yield* client(url, id)
+    yield* c.connect(namespace)
+    if (room !== undefined) yield* c.join(namespace, room)
+    return c
+  })
+
+/** Sends a marker that every client in `clients` must get next: what they received before it is known. */
+const marker = (from: Instance, namespace: string, clients: ReadonlyArray<Client>) =>
+  Effect.gen(function*() {
+    yield* from.server.broadcast({ namespace, event: "marker", body: "m" }).pipe(Effect.orDie)
+    return yield* Effect.forEach(clients, (c) => c.next)
+  })
+
+const isTag = <T extends string>(tag: T) => (u: unknown): u is { readonly _tag: T } =>
+  typeof u === "object" && u !== null && (u as { _tag?: unknown })._tag === tag
+
+const failureOf = <A, E>(effect: Effect.Effect<A, E>) =>
+  Effect.map(Effect.either(effect), (either) => Either.isLeft(either) ? either.left : undefined)
+
+export const suite = (backend: Backend) =>
+  describe(`StackExchange on ${backend.name}`, () => {
+    it.scopedLive("a namespace broadcast reaches the clients of every instance", () =>
+      Effect.gen(function*() {
+        const { instances } = yield* cluster(backend, 3)
+        const [a] = instances
+        const clients = yield* Effect.forEach(instances, (i) => connected(i.url, "default"))
+        yield* settled(instances)
+        yield* a.server.broadcast({ namespace: "default", event: "news", body: "hello" }).pipe(Effect.orDie)
+        for (const c of clients) {
+          const m = yield* c.next
+          assert.strictEqual(m.event, "news")
+          assert.strictEqual(text(m), "hello")
+          assert.isFalse(m.binary)
+        }
+      }))
+
+    it.scopedLive("neffos.js clients on two instances talk through the exchange", () =>
+      Effect.gen(function*() {
+        const { instances } = yield* cluster(backend, 2)
+        const [a, b] = instances
+        const got = yield* Queue.unbounded<string>()
+        const handlers = {
+          default: {
+            chat: (_ns: neffos.NSConn, msg: neffos.Message) => {
+              got.unsafeOffer(msg.Body)
+            }
+          }
+        }
+        const dial = (url: string) =>
+          Effect.acquireRelease(
+            Effect.promise(() => neffos.dial(url, handlers)),
+            (conn) => Effect.sync(() => conn.close())
+          )
+        const onA = yield* dial(a.url)
+        const onB = yield* dial(b.url)
+        const nsA = yield* Effect.promise(() => onA.connect("default"))
+        const nsB = yield* Effect.promise(() => onB.connect("default"))
+        yield* Effect.promise(() => nsA.joinRoom("lobby"))
+        yield* Effect.promise(() => nsB.joinRoom("lobby"))
+        yield* settled(instances)
+        // the server's chat handler broadcasts to the others of the room
+        nsA.room("lobby").emit("chat", "from A")
+        assert.strictEqual(yield* Queue.take(got), "from A")
+        nsB.room("lobby").emit("chat", "from B")
+        assert.strictEqual(yield* Queue.take(got), "from B")
+        const reply = yield* Effect.promise(() => nsB.ask("echo", "to B"))
+        assert.strictEqual(reply.Body, "to B")
+      }))
+
+    it.scopedLive("a room broadcast reaches the room's members only, on every instance", () =>
+      Effect.gen(function*() {
+        const { instances } = yield* cluster(backend, 3)
+        const [a, b, c] = instances
+        const inRoomA = yield* connected(a.url, "default", undefined, "r")
+        const inRoomB = yield* connected(b.url, "default", undefined, "r")
+        const notInRoomB = yield* connected(b.url, "default")
+        yield* settled(instances)
+        // C has no member of the room: it publishes without delivering locally
+        yield* c.server.broadcast({ namespace: "default", room: "r", event: "roomy", body: "in r" }).pipe(
+          Effect.orDie
+        )
+        for (const member of [inRoomA, inRoomB]) {
+          const m = yield* member.next
+          assert.deepStrictEqual([m.room, m.event, text(m)], ["r", "roomy", "in r"])
+        }
+        const [first] = yield* marker(c, "default", [notInRoomB])
+        assert.strictEqual(first.event, "marker")
+      }))
+
+    it.scopedLive("a broadcast with `to` reaches the connections with that id only", () =>
+      Effect.gen(function*() {
+        const { instances } = yield* cluster(backend, 3)
+        const [a, b, c] = instances
+        const aliceB = yield* connected(b.url, "default", "alice")
+        const aliceC = yield* connected(c.url, "default", "alice")
+        const bob = yield* connected(b.url, "default", "bob")
+        yield* settled(instances)
+        yield* a.server.broadcast({ namespace: "default", event: "dm", body: "for alice", to: "alice" }).pipe(
+          Effect.orDie
+        )
+        for (const alice of [aliceB, aliceC]) assert.strictEqual((yield* alice.next).event, "dm")
+        assert.strictEqual((yield* marker(a, "default", [bob]))[0].event, "marker")
+      }))
+
+    it.scopedLive("except: an exact connection only on its own instance, an id on every instance", () =>
+      Effect.gen(function*() {
+        const { instances } = yield* cluster(backend, 3)
+        const [a, b, c] = instances
+        // first connections of their instances: their instance-local keys are likely equal
+        const sender = yield* connected(a.url, "default", "same")
+        const twinB = yield* connected(b.url, "default", "same")
+        const otherA = yield* connected(a.url, "default", "other")
+        const bobB = yield* connected(b.url, "default", "bob")
+        const bobC = yield* connected(c.url, "default", "bob")
+        const carolC = yield* connected(c.url, "default", "carol")
+        yield* settled(instances)
+
+        // the server's chat handler: broadcastOthers, i.e. except this exact connection
+        yield* sender.emit({ namespace: "default", event: "chat", body: "hi all" })
+        for (const receiver of [twinB, otherA, bobB, bobC, carolC]) {
+          const m = yield* receiver.next
+          assert.deepStrictEqual([m.event, text(m)], ["chat", "hi all"])
+        }
+        assert.strictEqual((yield* marker(a, "default", [sender]))[0].event, "marker")
+        for (const receiver of [twinB, otherA, bobB, bobC, carolC]) yield* receiver.next
+
+        yield* a.server.broadcast({ namespace: "default", event: "notBob", body: "x" }, { except: "bob" }).pipe(
+          Effect.orDie
+        )
+        for (const receiver of [sender, twinB, otherA, carolC]) {
+          assert.strictEqual((yield* receiver.next).event, "notBob")
+        }
+        for (const first of yield* marker(a, "default", [bobB, bobC])) assert.strictEqual(first.event, "marker")
+      }))
+
+    it.scopedLive("send reaches an id on another instance, and fails with ConnectionNotFound when nobody has it", () =>
+      Effect.gen(function*() {
+        const { instances } = yield* cluster(backend, 3)
+        const [a, b] = instances
+        const carol = yield* connected(b.url, "default", "carol")
+        const elsewhere = yield* connected(b.url, oddNamespace, "dora")
+        yield* settled(instances)
+        yield* a.server.send("carol", { namespace: "default", event: "notice", body: "for carol" }).pipe(Effect.orDie)
+        const m = yield* carol.next
+        assert.deepStrictEqual([m.event, text(m)], ["notice", "for carol"])
+
+        // an id on this instance and another: both get it
+        const carolA = yield* connected(a.url, "default", "carol")
+        yield* settled(instances)
+        yield* a.server.send("carol", { namespace: "default", event: "notice", body: "both" }).pipe(Effect.orDie)
+        for (const c of [carolA, carol]) assert.strictEqual(text(yield* c.next), "both")
+
+        const nobody = yield* failureOf(a.server.send("nobody", { namespace: "default", event: "notice" }))
+        assert.isTrue(isTag("ConnectionNotFound")(nobody))
+        // dora exists, but not in this namespace
+        const wrongNamespace = yield* failureOf(a.server.send("dora", { namespace: "default", event: "notice" }))
+        assert.isTrue(isTag("ConnectionNotFound")(wrongNamespace))
+        assert.strictEqual(elsewhere.received.length, 0)
+      }))
+
+    it.scopedLive("a cross-instance ask is answered, refused, timed out or not found, with typed errors", () =>
+      Effect.gen(function*() {
+        const { instances } = yield* cluster(backend, 2)
+        const [a, b] = instances
+        yield* connected(b.url, "default", "dave")
+        yield* settled(instances)
+        const ask = (event: string, options?: { readonly timeout?: Duration.DurationInput }, to = "dave") =>
+          a.server.ask({ to, namespace: "default", event, body: "q" }, options)
+
+        const answer = yield* Effect.orDie(ask("ping"))
+        assert.deepStrictEqual([answer.event, text(answer)], ["ping", "pong:q"])
+
+        const refused = yield* failureOf(ask("refuse"))
+        assert.isTrue(isTag("RemoteError")(refused))
+        assert.strictEqual((refused as Errors.RemoteError).text, "refused")
+
+        const started = Date.now()
+        const timedOut = yield* failureOf(ask("silent", { timeout: "300 millis" }))
+        assert.isTrue(isTag("AskTimeout")(timedOut))
+        assert.isAtLeast(Date.now() - started, 250)
+
+        const notFound = yield* failureOf(ask("ping", undefined, "nobody"))
+        assert.isTrue(isTag("ConnectionNotFound")(notFound))
+      }))
+
+    it.scopedLive("binary bodies stay binary across instances", () =>
+      Effect.gen(function*() {
+        const { instances } = yield* cluster(backend, 2)
+        const [a, b] = instances
+        const receiver = yield* connected(b.url, "default", "erin")
+        yield* settled(instances)
+        const bytes = new Uint8Array([0, 1, 2, 59, 255, 10, 13])
+        yield* a.server.broadcast({ namespace: "default", event: "bin", body: bytes }).pipe(Effect.orDie)
+        const m = yield* receiver.next
+        assert.isTrue(m.binary)
+        assert.deepStrictEqual(Array.from(m.body as Uint8Array), Array.from(bytes))
+
+        const reply = yield* a.server.ask({ to: "erin", namespace: "default", event: "bytes", body: bytes }).pipe(
+          Effect.orDie
+        )
+        assert.isTrue(reply.binary)
+        assert.deepStrictEqual(Array.from(Message.bodyBytes(reply)), Array.from(bytes))
+      }))
+
+    it.scopedLive("names with ; . * ? [ > spaces and unicode, and the empty namespace, work across instances", () =>
+      Effect.gen(function*() {
+        const { instances } = yield* cluster(backend, 2)
+        const [a, b] = instances
+        const oddId = "x;y.z* ?[ü✓]>"
+        const member = yield* connected(b.url, oddNamespace, oddId, oddRoom)
+        const inEmpty = yield* connected(b.url, "", "default")
+        // a connection whose id is a namespace name does not receive that namespace's messages
+        const namedLikeNamespace = yield* connected(b.url, "default", oddNamespace)
+        yield* settled(instances)
+
+        yield* a.server.broadcast({ namespace: oddNamespace, room: oddRoom, event: "e;v.t", body: "odd" }).pipe(
+          Effect.orDie
+        )
+        const m = yield* member.next
+        assert.deepStrictEqual([m.namespace, m.room, m.event, text(m)], [oddNamespace, oddRoom, "e;v.t", "odd"])
+
+        yield* a.server.send(oddId, { namespace: oddNamespace, event: "direct", body: "to odd" }).pipe(Effect.orDie)
+        assert.strictEqual((yield* member.next).event, "direct")
+        const reply = yield* a.server.ask({ to: oddId, namespace: oddNamespace, event: "ping", body: "?" }).pipe(
+          Effect.orDie
+        )
+        assert.strictEqual(text(reply), "pong:?")
+
+        yield* a.server.broadcast({ namespace: "", event: "root", body: "empty ns" }).pipe(Effect.orDie)
+        assert.deepStrictEqual([(yield* inEmpty.next).event], ["root"])
+        assert.strictEqual(namedLikeNamespace.received.length, 0)
+      }))
+
+    it.scopedLive("1,000 messages from one instance arrive in order at the clients of every instance", () =>
+      Effect.gen(function*() {
+        const { instances } = yield* cluster(backend, 3)
+        const [a] = instances
+        const clients = yield* Effect.forEach(instances, (i) => connected(i.url, "default", undefined, "ordered"))
+        yield* settled(instances)
+        const count = 1000
+        for (let i = 0; i < count; i++) {
+          yield* a.server.broadcast({ namespace: "default", room: "ordered", event: "seq", body: String(i) }).pipe(
+            Effect.orDie
+          )
+        }
+        for (const c of clients) {
+          yield* c.awaitCount(count)
+          const seq = c.received.map(text)
+          assert.deepStrictEqual(seq, Array.from({ length: count }, (_, i) => String(i)))
+        }
+      }))
+
+    it.scopedLive("cluster connection count and disconnect by id reach every instance", () =>
+      Effect.gen(function*() {
+        const { instances } = yield* cluster(backend, 3)
+        const [a, b, c] = instances
+        yield* connected(a.url, "default")
+        yield* connected(b.url, "default", "gone")
+        const goneC = yield* connected(c.url, "default", "gone")
+        yield* connected(c.url, "default")
+        yield* settled(instances)
+        for (const i of instances) assert.strictEqual(yield* Effect.orDie(i.server.clusterConnectionCount), 4)
+        const closed = yield* Effect.orDie(a.server.disconnect("gone", { code: 4000, reason: "bye" }))
+        assert.strictEqual(closed, 2)
+        yield* goneC.close
+        yield* awaitEvent(b, "Disconnected")
+        yield* awaitEvent(c, "Disconnected")
+        assert.strictEqual(yield* Effect.orDie(a.server.clusterConnectionCount), 2)
+      }))
+
+    it.scopedLive("no subscription outlives its topic after 1,000 connect/join/leave/disconnect cycles", () =>
+      Effect.gen(function*() {
+        const { instances, prefix } = yield* cluster(backend, 2)
+        const [a, b] = instances
+        yield* connected(a.url, "default", "keeper")
+        const cycles = 1000
+        yield* Effect.forEach(
+          Array.from({ length: cycles }, (_, i) => i),
+          (i) =>
+            Effect.scoped(Effect.gen(function*() {
+              const namespace = i % 3 === 0 ? oddNamespace : "default"
+              const room = `room-${i % 7}`
+              const c = yield* client(i % 2 === 0 ? a.url : b.url, `cycle-${i}`)
+              yield* c.connect(namespace)
+              yield* c.join(namespace, room)
+              yield* c.leave(namespace, room)
+              yield* c.disconnect(namespace)
+              yield* c.close
+            })),
+          { concurrency: 16, discard: true }
+        )
+        // every cycle's close has been processed by its server
+        yield* Effect.forEach([a, b], (i) => Effect.repeatN(awaitEvent(i, "Disconnected"), cycles / 2 - 1), {
+          discard: true
+        })
+        yield* settled(instances)
+        const expected = {
+          A: [`${prefix}.all`, `${prefix}.id.keeper`, `${prefix}.inbox.${a.server.instanceId}`, `${prefix}.ns.default`],
+          B: [`${prefix}.all`, `${prefix}.inbox.${b.server.instanceId}`]
+        }
+        assert.deepStrictEqual(yield* a.exchange.subscriptions, expected.A)
+        assert.deepStrictEqual(yield* b.exchange.subscriptions, expected.B)
+        if (backend.brokerChannels !== undefined) {
+          const onBroker = [...(yield* backend.brokerChannels(prefix))].sort()
+          assert.deepStrictEqual(onBroker, [...new Set([...expected.A, ...expected.B])].sort())
+        }
+      }))
+
+    it.scopedLive("layerConfig reads its options from Config; an unreachable broker fails the layer", () =>
+      Effect.gen(function*() {
+        const prefix = freshPrefix(backend)
+        const a = yield* instance("A", backend.fromConfig(prefix))
+        const subscriptions = yield* a.exchange.subscriptions
+        assert.includeMembers([...subscriptions], [`${prefix}.all`, `${prefix}.inbox.${a.server.instanceId}`])
+
+        const nobodyListens = yield* freePort
+        const started = Date.now()
+        const failure = yield* Effect.flip(Layer.build(backend.exchange(prefix, nobodyListens)))
+        assert.strictEqual(failure._tag, "StackExchangeError")
+        assert.isBelow(Date.now() - started, 5000)
+      }))
+
+    it.scopedLive("broker down: local delivery goes on, errors are typed and counted, delivery resumes after", () =>
+      Effect.gen(function*() {
+        const own = yield* backend.ownBroker
+        const { instances } = yield* cluster(backend, 2, own.port)
+        const [a, b] = instances
+        const local = yield* connected(a.url, "default")
+        const remote = yield* connected(b.url, "default")
+        yield* settled(instances)
+        const failuresBefore = (yield* Metric.value(StackExchange.failures)).count
+
+        // a steady stream from A; every broadcast's outcome is recorded
+        const errors: Array<Errors.StackExchangeError> = []
+        let next = 0
+        const stream = yield* Effect.forkScoped(Effect.forever(
+          Effect.suspend(() =>
+            a.server.broadcast({ namespace: "default", event: "seq", body: String(next++) }).pipe(
+              Effect.catchTag("StackExchangeError", (error) => Effect.sync(() => errors.push(error))),
+              Effect.zipRight(Effect.sleep("1 millis"))
+            )
+          )
+        ))
+        yield* remote.awaitCount(20)
+
+        yield* own.stop
+        const down = yield* awaitEvent(a, "StackExchangeDown")
+        yield* awaitEvent(b, "StackExchangeDown")
+        assert.strictEqual(down.error._tag, "StackExchangeError")
+        const localAtDown = local.received.length
+        yield* local.awaitCount(localAtDown + 50)
+        const failedWhileDown = errors.length
+        assert.isAtLeast(failedWhileDown, 40)
+        for (const error of errors) assert.strictEqual(error._tag, "StackExchangeError")
+        // the exchange refuses to take requests it cannot carry, fast
+        const started = Date.now()
+        const count = yield* failureOf(a.server.clusterConnectionCount)
+        assert.isTrue(isTag("StackExchangeError")(count))
+        assert.isBelow(Date.now() - started, 100)
+
+        yield* own.start
+        yield* awaitEvent(a, "StackExchangeUp")
+        yield* awaitEvent(b, "StackExchangeUp")
+        const remoteAtUp = remote.received.length
+        yield* remote.awaitCount(remoteAtUp + 20)
+        yield* Fiber.interrupt(stream)
+
+        // local delivery never missed one, the remote one kept the publisher's order
+        const localSeq = local.received.map((m) => Number(text(m)))
+        assert.deepStrictEqual(localSeq, Array.from({ length: localSeq.length }, (_, i) => i))
+        const remoteSeq = remote.received.map((m) => Number(text(m)))
+        for (let i = 1; i < remoteSeq.length; i++) assert.isAbove(remoteSeq[i], remoteSeq[i - 1])
+        assert.isBelow(remoteSeq.length, localSeq.length)
+        const failuresAfter = (yield* Metric.value(StackExchange.failures)).count
+        assert.isAtLeast(failuresAfter - failuresBefore, errors.length)
+        assert.strictEqual(yield* Effect.orDie(a.server.clusterConnectionCount), 2)
+      }))
+  })
