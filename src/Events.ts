@@ -13,6 +13,7 @@
  * @since 0.1.0
  */
 import type * as Effect from "effect/Effect"
+import type * as Client from "./Client.js"
 import type * as Conn from "./Conn.js"
 import type * as Message from "./Message.js"
 import type * as Reply from "./Reply.js"
@@ -140,6 +141,16 @@ export const make = <NS, M extends NamespaceMap<NS>>(map: M): Events<NS, ErrorOf
 export const namespaces = <const M extends NamespaceMap<Conn.NSConn>>(
   map: M
 ): Events<Conn.NSConn, ErrorOf<M>, ContextOf<M>> => make<Conn.NSConn, M>(map)
+
+/**
+ * Client-side handlers by namespace, then by event name (for `Client.dial`).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const client = <const M extends NamespaceMap<Client.ClientNSConn>>(
+  map: M
+): Events<Client.ClientNSConn, ErrorOf<M>, ContextOf<M>> => make<Client.ClientNSConn, M>(map)
 
 /**
  * Combines handler sets; for the same namespace and event the later one wins.

@@ -14,6 +14,8 @@ import * as FiberRef from "effect/FiberRef"
 import * as Option from "effect/Option"
 import * as Runtime from "effect/Runtime"
 import * as Scope from "effect/Scope"
+import type * as Stream from "effect/Stream"
+import * as SubscriptionRef from "effect/SubscriptionRef"
 import type * as Conn from "../Conn.js"
 import * as Errors from "../Errors.js"
 import type * as Message from "../Message.js"
@@ -60,6 +62,12 @@ export interface ConnHooks {
   readonly accepted: (conn: ConnImpl) => void
   /** after the close sequence fired its forced events */
   readonly closed: (conn: ConnImpl) => Effect.Effect<void>
+  /**
+   * The socket is gone without this side closing the connection. Returning true
+   * keeps the connection (its namespaces and rooms) for a reconnect; the close
+   * sequence then runs only when it is finally closed.
+   */
+  readonly lost?: ((conn: ConnImpl, code: number, reason: string) => boolean) | undefined
   readonly broadcast: (
     message: Message.Message,
     to: string | undefined,
@@ -88,6 +96,22 @@ const HANDSHAKE = 0
 const ACCEPTING = 1
 const OPEN = 2
 const CLOSED = 3
+/** client side, between a lost socket and the next one */
+const DOWN = 4
+
+/** @internal */
+export type ConnectionState =
+  | { readonly _tag: "Connecting" }
+  | { readonly _tag: "Open"; readonly id: string }
+  | { readonly _tag: "Reconnecting"; readonly attempt: number; readonly code: number; readonly reason: string }
+  | { readonly _tag: "Closed"; readonly code: number; readonly reason: string }
+
+/** @internal */
+export type Ack =
+  | { readonly _tag: "Id"; readonly id: string }
+  | { readonly _tag: "Rejected"; readonly reason: string }
+  | { readonly _tag: "Closed"; readonly code: number; readonly reason: string }
+  | { readonly _tag: "Protocol"; readonly frame: string }
 
 type Task = Message.Message | Effect.Effect<void>
 
@@ -133,7 +157,7 @@ const lifecycle = (
 export class ConnImpl {
   declare readonly [ConnTypeId]: Conn.TypeId
   readonly key = nextKey++
-  readonly outbox: Outbox
+  outbox: Outbox
   readonly nsMap = new Map<string, NSConnImpl>()
   readonly store = new Map<unknown, unknown>()
   private readonly pending = new Map<string, PendingReply>()
@@ -143,7 +167,7 @@ export class ConnImpl {
   private dispatcher: Fiber.RuntimeFiber<void> | undefined
   private dispatching = false
   private paused = false
-  private state: number
+  private phase: number
   private readonly closedLatch = Deferred.unsafeMake<void>(undefined as any)
   private scope_: Scope.CloseableScope | undefined
   private closeSequenceDone = false
@@ -154,15 +178,22 @@ export class ConnImpl {
   pingSeq = 0
   invalidFrames = 0
   private accepted_ = false
+  private ackWaiter: ((ack: Ack) => void) | undefined
+  private namespaceWaiters = new Map<string, Array<(ns: NSConnImpl) => void>>()
+  /** client side: the connection state the client module maintains */
+  clientState: SubscriptionRef.SubscriptionRef<ConnectionState> | undefined
+  /** set by `close`: a client closed by its application does not reconnect */
+  closedByUser = false
 
   constructor(
-    readonly id: string,
-    readonly socket: RawSocket,
+    public id: string,
+    public socket: RawSocket,
     readonly config: ConnConfig,
-    outbox: OutboxConfig,
+    private readonly outboxConfig: OutboxConfig,
     readonly request: RequestInfo,
-    readonly reconnectTries: number
+    public reconnectTries: number
   ) {
+    const outbox = outboxConfig
     this.outbox = new Outbox(
       outbox.capacity,
       outbox.strategy,
@@ -170,8 +201,8 @@ export class ConnImpl {
       socket,
       () => this.onOverflow()
     )
-    this.state = config.native === "only" ? OPEN : HANDSHAKE
-    if (this.state === HANDSHAKE && config.side === "server") this.outbox.hold()
+    this.phase = config.native === "only" ? OPEN : HANDSHAKE
+    if (this.phase === HANDSHAKE && config.side === "server") this.outbox.hold()
   }
 
   /** Native-only mode: no handshake, namespace "" is connected from the start. */
@@ -180,11 +211,16 @@ export class ConnImpl {
   }
 
   get isOpen(): boolean {
-    return this.state === OPEN || this.state === ACCEPTING
+    return this.phase === OPEN || this.phase === ACCEPTING
   }
 
   get closed(): boolean {
-    return this.state === CLOSED
+    return this.phase === CLOSED
+  }
+
+  /** client side: the socket is gone and a reconnect may follow */
+  get down(): boolean {
+    return this.phase === DOWN
   }
 
   get closedError(): Errors.ConnectionClosed {
@@ -200,7 +236,7 @@ export class ConnImpl {
   }
 
   get isClosed(): Effect.Effect<boolean> {
-    return Effect.sync(() => this.state === CLOSED)
+    return Effect.sync(() => this.phase === CLOSED)
   }
 
   get stats(): Effect.Effect<Conn.Stats> {
@@ -232,7 +268,11 @@ export class ConnImpl {
   }
 
   close(options?: { readonly code?: number; readonly reason?: string }): Effect.Effect<void> {
-    return Effect.sync(() => this.unsafeClose(options?.code ?? 1000, options?.reason ?? ""))
+    return Effect.sync(() => {
+      this.closedByUser = true
+      if (this.phase === DOWN) this.terminated(options?.code ?? 1000, options?.reason ?? "")
+      else this.unsafeClose(options?.code ?? 1000, options?.reason ?? "")
+    })
   }
 
   get awaitClose(): Effect.Effect<void> {
@@ -270,21 +310,32 @@ export class ConnImpl {
   // socket events
   // ---------------------------------------------------------------------------
 
-  readonly handlers: SocketHandlers = {
-    onFrame: (frame) => this.onFrame(frame),
-    onPong: () => {
-      this.awaitingPong = false
-    },
-    onClose: (code, reason) => this.terminated(code, reason)
+  readonly handlers: SocketHandlers = this.handlersFor(undefined)
+
+  /** Socket callbacks that ignore a socket this connection no longer uses (client reconnects). */
+  handlersFor(socket: RawSocket | undefined): SocketHandlers {
+    const current = () => socket === undefined || socket === this.socket
+    return {
+      onFrame: (frame) => {
+        if (current()) this.onFrame(frame)
+      },
+      onPong: () => {
+        this.awaitingPong = false
+      },
+      onClose: (code, reason) => {
+        if (current()) this.terminated(code, reason)
+      }
+    }
   }
 
   private onFrame(frame: Frame): void {
-    if (this.state === OPEN || this.state === ACCEPTING) {
+    if (this.phase === OPEN || this.phase === ACCEPTING) {
       return this.onMessageFrame(frame as string | Uint8Array)
     }
-    if (this.state === HANDSHAKE) {
+    if (this.phase === HANDSHAKE && this.config.side === "client") return this.onAck(frame)
+    if (this.phase === HANDSHAKE) {
       if (typeof frame === "string" && frame.charCodeAt(0) === 77) {
-        this.state = ACCEPTING
+        this.phase = ACCEPTING
         this.config.hooks.handshake(this)
         return
       }
@@ -334,8 +385,8 @@ export class ConnImpl {
 
   /** Writes `A<id>` (once) and opens the connection. */
   accept(): void {
-    if (this.state !== ACCEPTING) return
-    this.state = OPEN
+    if (this.phase !== ACCEPTING) return
+    this.phase = OPEN
     this.socket.write(["A" + this.id])
     this.outbox.release()
     this.markAccepted()
@@ -344,16 +395,95 @@ export class ConnImpl {
 
   /** Writes `H<reason>` and closes with 1008. */
   reject(reason: string): void {
-    if (this.state !== ACCEPTING && this.state !== HANDSHAKE) return
+    if (this.phase !== ACCEPTING && this.phase !== HANDSHAKE) return
     this.socket.write(["H" + reason])
     // frames queued while onConnect ran must not follow the refusal
     this.unsafeClose(1008, reason, false)
   }
 
-  /** Client side: the handshake answer arrived. */
-  opened(): void {
-    this.state = OPEN
-    this.markAccepted()
+  // ---------------------------------------------------------------------------
+  // handshake (client side)
+  // ---------------------------------------------------------------------------
+
+  /** Sends `M` and waits for `A<id>` (the connection is then open) or `H<reason>`. */
+  handshake(): Effect.Effect<Ack> {
+    return Effect.async<Ack>((resume) => {
+      this.ackWaiter = (ack) => resume(Effect.succeed(ack))
+      this.socket.write(["M"])
+      return Effect.sync(() => {
+        this.ackWaiter = undefined
+      })
+    })
+  }
+
+  private onAck(frame: Frame): void {
+    const waiter = this.ackWaiter
+    this.ackWaiter = undefined
+    const text = typeof frame === "string" ? frame : ""
+    if (text.charCodeAt(0) === 65) {
+      this.id = text.slice(1)
+      this.phase = OPEN
+      if (!this.accepted_) this.markAccepted()
+      waiter?.({ _tag: "Id", id: this.id })
+      return
+    }
+    if (text.charCodeAt(0) === 72) {
+      waiter?.({ _tag: "Rejected", reason: text.slice(1) })
+      this.closedByUser = true
+      this.unsafeClose(1000, "")
+      return
+    }
+    // neffos.js takes any first frame for the acknowledgement; only A<id> and H<reason> are
+    waiter?.({ _tag: "Protocol", frame: text })
+    this.closedByUser = true
+    this.unsafeClose(1002, "expected A<id> or H<reason>")
+  }
+
+  /** Client side: a new socket after a lost one; the handshake comes next. */
+  attach(socket: RawSocket): void {
+    this.socket = socket
+    this.outbox = new Outbox(
+      this.outboxConfig.capacity,
+      this.outboxConfig.strategy,
+      this.outboxConfig.highWaterMark,
+      socket,
+      () => this.onOverflow()
+    )
+    this.phase = HANDSHAKE
+  }
+
+  /**
+   * Client side, after a reconnect's handshake: connects every namespace and joins
+   * every room the connection had again. What the server now refuses is left with
+   * the forced events.
+   */
+  restore(): Effect.Effect<void> {
+    return Effect.forEach(Array.from(this.nsMap.values()), (ns) =>
+      Effect.gen(this, function*() {
+        const connected = yield* Effect.either(this.sendRequest(
+          msg.unsafeMake(ns.namespace, "", OnNamespaceConnect, "", undefined, false, this.newToken(), false, false),
+          undefined
+        ))
+        if (connected._tag === "Left") {
+          yield* this.leaveAllForced(ns)
+          this.removeNamespace(ns)
+          yield* this.fire(ns, lifecycle(ns.namespace, "", OnNamespaceDisconnect, true, true))
+          return
+        }
+        yield* this.fire(ns, lifecycle(ns.namespace, "", OnNamespaceConnected, true, false))
+        for (const room of Array.from(ns.roomMap.values())) {
+          const joined = yield* Effect.either(this.sendRequest(
+            msg.unsafeMake(ns.namespace, room.name, OnRoomJoin, "", undefined, false, this.newToken(), false, false),
+            undefined
+          ))
+          if (joined._tag === "Left") {
+            this.removeRoom(room)
+            yield* this.fire(ns, lifecycle(ns.namespace, room.name, OnRoomLeft, true, true))
+          } else {
+            yield* this.fire(ns, lifecycle(ns.namespace, room.name, OnRoomJoined, true, false))
+          }
+        }
+      }), { discard: true })
   }
 
   // ---------------------------------------------------------------------------
@@ -361,9 +491,9 @@ export class ConnImpl {
   // ---------------------------------------------------------------------------
 
   private enqueue(task: Task): void {
-    if (this.state === CLOSED) return
+    if (this.phase === CLOSED) return
     this.inbound.push(task)
-    if (this.state === OPEN && !this.dispatching) this.startDispatcher()
+    if (this.phase === OPEN && !this.dispatching) this.startDispatcher()
     if (!this.paused && this.inbound.length - this.inboundHead >= this.config.inboundCapacity) {
       this.paused = true
       this.socket.pause()
@@ -540,7 +670,7 @@ export class ConnImpl {
           this.writeError(m, veto)
           return Effect.void
         }
-        if (this.state === CLOSED || this.nsMap.has(m.namespace)) {
+        if (this.phase === CLOSED || this.nsMap.has(m.namespace)) {
           this.writeEmptyReply(m.wait)
           return Effect.void
         }
@@ -595,7 +725,7 @@ export class ConnImpl {
           this.writeError(m, veto)
           return Effect.void
         }
-        if (this.state === CLOSED || ns.removed || ns.roomMap.has(m.room)) {
+        if (this.phase === CLOSED || ns.removed || ns.roomMap.has(m.room)) {
           this.writeEmptyReply(m.wait)
           return Effect.void
         }
@@ -695,6 +825,36 @@ export class ConnImpl {
   addNamespace(ns: NSConnImpl): void {
     this.nsMap.set(ns.namespace, ns)
     this.config.hooks.namespaceChanged(ns, true)
+    const waiters = this.namespaceWaiters.get(ns.namespace)
+    if (waiters !== undefined) {
+      this.namespaceWaiters.delete(ns.namespace)
+      for (const waiter of waiters) waiter(ns)
+    }
+  }
+
+  /** Completes once the namespace is connected (now, or when the peer connects it). */
+  waitServerConnect(namespace: string): Effect.Effect<NSConnImpl, Errors.ConnectionClosed> {
+    return Effect.async<NSConnImpl, Errors.ConnectionClosed>((resume) => {
+      const ns = this.nsMap.get(namespace)
+      if (ns !== undefined) return resume(Effect.succeed(ns))
+      if (this.phase === CLOSED) return resume(Effect.fail(this.closedError))
+      const waiter = (ns: NSConnImpl) => resume(Effect.succeed(ns))
+      const waiters = this.namespaceWaiters.get(namespace) ?? []
+      waiters.push(waiter)
+      this.namespaceWaiters.set(namespace, waiters)
+      return Effect.sync(() => {
+        const list = this.namespaceWaiters.get(namespace)
+        if (list !== undefined) list.splice(list.indexOf(waiter), 1)
+      })
+    }).pipe(Effect.raceFirst(Effect.zipRight(this.awaitClose, Effect.fail(this.closedError))))
+  }
+
+  get state(): Stream.Stream<ConnectionState> {
+    return this.clientState!.changes
+  }
+
+  get currentState(): Effect.Effect<ConnectionState> {
+    return SubscriptionRef.get(this.clientState!)
   }
 
   removeNamespace(ns: NSConnImpl): void {
@@ -754,8 +914,8 @@ export class ConnImpl {
     const duration = timeout === undefined ? this.config.askTimeout : Duration.decode(timeout)
     const wait = request.wait
     const ask = Effect.async<Message.Message, Errors.RemoteError | Errors.ConnectionClosed>((resume) => {
-      if (this.state === CLOSED) return resume(Effect.fail(this.closedError))
-      if (this.state === ACCEPTING) this.accept()
+      if (this.phase === CLOSED) return resume(Effect.fail(this.closedError))
+      if (this.phase === ACCEPTING) this.accept()
       this.pending.set(wait, (reply) => {
         if (reply === undefined) return resume(Effect.fail(this.closedError))
         if (reply.error !== undefined && reply.error.length > 0) {
@@ -788,7 +948,7 @@ export class ConnImpl {
   connect(namespace: string, options?: RequestOptions): Effect.Effect<NSConnImpl, Errors.RequestError> {
     const timeout = options?.timeout
     return Effect.suspend(() => {
-      if (this.state === CLOSED) return Effect.fail(this.closedError)
+      if (this.phase === CLOSED) return Effect.fail(this.closedError)
       if (!this.config.events.has(namespace)) return Effect.fail(new Errors.BadNamespace({ namespace }))
       const existing = this.nsMap.get(namespace)
       if (existing !== undefined) return Effect.succeed(existing)
@@ -822,7 +982,7 @@ export class ConnImpl {
         msg.unsafeMake(namespace, "", OnNamespaceConnect, "", undefined, false, this.newToken(), false, false),
         timeout,
         () => {
-          if (this.state !== CLOSED && !this.nsMap.has(namespace)) this.addNamespace(ns)
+          if (this.phase !== CLOSED && !this.nsMap.has(namespace)) this.addNamespace(ns)
         }
       )
       yield* this.inOrder(
@@ -838,7 +998,7 @@ export class ConnImpl {
     timeout?: Duration.DurationInput | undefined
   ): Effect.Effect<void, Errors.RequestError> {
     return Effect.gen(this, function*() {
-      if (this.state === CLOSED) return yield* Effect.fail(this.closedError)
+      if (this.phase === CLOSED) return yield* Effect.fail(this.closedError)
       if (ns.removed) return
       const onDispatcher = yield* this.onDispatcher
       yield* this.sendRequest(
@@ -864,7 +1024,7 @@ export class ConnImpl {
     timeout?: Duration.DurationInput | undefined
   ): Effect.Effect<RoomImpl, Errors.RequestError> {
     return Effect.gen(this, function*() {
-      if (this.state === CLOSED) return yield* Effect.fail(this.closedError)
+      if (this.phase === CLOSED) return yield* Effect.fail(this.closedError)
       if (ns.removed) return yield* Effect.fail(new Errors.BadNamespace({ namespace: ns.namespace }))
       const existing = ns.roomMap.get(name)
       if (existing !== undefined) return existing
@@ -880,7 +1040,7 @@ export class ConnImpl {
         msg.unsafeMake(ns.namespace, name, OnRoomJoin, "", undefined, false, this.newToken(), false, false),
         timeout,
         () => {
-          if (this.state !== CLOSED && !ns.removed && !ns.roomMap.has(name)) this.addRoom(room)
+          if (this.phase !== CLOSED && !ns.removed && !ns.roomMap.has(name)) this.addRoom(room)
         }
       )
       yield* this.inOrder(
@@ -893,7 +1053,7 @@ export class ConnImpl {
 
   leaveRoom(room: RoomImpl, timeout?: Duration.DurationInput | undefined): Effect.Effect<void, Errors.RequestError> {
     return Effect.gen(this, function*() {
-      if (this.state === CLOSED) return yield* Effect.fail(this.closedError)
+      if (this.phase === CLOSED) return yield* Effect.fail(this.closedError)
       const ns = room.ns
       if (room.removed) return yield* Effect.fail(new Errors.BadRoom({ namespace: ns.namespace, room: room.name }))
       const veto = yield* this.fire(ns, lifecycle(ns.namespace, room.name, OnRoomLeave, true, false))
@@ -924,7 +1084,7 @@ export class ConnImpl {
    * are written first.
    */
   unsafeClose(code: number, reason: string, drain = true): void {
-    if (this.state === CLOSED) return
+    if (this.phase === CLOSED) return
     if (drain) this.outbox.flushNow()
     // a peer that stopped reading would never see the close frame: do not wait for it
     if (!drain && this.socket.bufferedAmount() > this.outbox.highWaterMark) this.socket.terminate()
@@ -934,27 +1094,45 @@ export class ConnImpl {
 
   /** Drops the socket without a close frame (a dead peer would never read one). */
   unsafeTerminate(code: number, reason: string): void {
-    if (this.state === CLOSED) return
+    if (this.phase === CLOSED) return
     this.socket.terminate()
     this.terminated(code, reason)
   }
 
   /** The socket is gone (or we closed it): run the close sequence once. */
   private terminated(code: number, reason: string): void {
-    if (this.state === CLOSED) return
-    this.state = CLOSED
+    if (this.phase === CLOSED) return
+    const waiter = this.ackWaiter
+    this.ackWaiter = undefined
+    waiter?.({ _tag: "Closed", code, reason })
+    if (this.phase !== DOWN && !this.closedByUser && this.config.hooks.lost?.(this, code, reason) === true) {
+      this.phase = DOWN
+      this.closeCode = code
+      this.closeReason = reason
+      this.dropSocketState()
+      return
+    }
+    this.phase = CLOSED
     this.closeCode = code
     this.closeReason = reason
+    const dispatcher = this.dropSocketState()
+    Runtime.runFork(this.config.runtime)(this.closeSequence(dispatcher))
+  }
+
+  /** What dies with a socket: the outbox, pending asks, queued messages, the running handler. */
+  private dropSocketState(): Fiber.RuntimeFiber<void> | undefined {
     this.outbox.close()
     const pending = Array.from(this.pending.values())
     this.pending.clear()
     for (const reply of pending) reply(undefined)
     this.inbound = []
     this.inboundHead = 0
+    this.paused = false
     const dispatcher = this.dispatcher
     this.dispatcher = undefined
     this.dispatching = false
-    Runtime.runFork(this.config.runtime)(this.closeSequence(dispatcher))
+    if (this.phase === DOWN && dispatcher !== undefined) Effect.runFork(Fiber.interrupt(dispatcher))
+    return dispatcher
   }
 
   private closeSequence(dispatcher: Fiber.RuntimeFiber<void> | undefined): Effect.Effect<void> {
