@@ -161,17 +161,18 @@ export const dial = <E, R>(
       }
     }
 
+    const table = (options?.events?.table ?? new Map()) as EventTable
     const conn = new ConnImpl(
       "",
       undefined as unknown as RawSocket,
       {
         side: "client",
-        events: (options?.events?.table ?? new Map()) as EventTable,
+        events: table,
         runtime,
         askTimeout: Duration.decode(options?.askTimeout ?? Duration.seconds(30)),
         inboundCapacity: 256,
         answerUnrepliedAsks: false,
-        native: "none",
+        native: table.get("")?.has("_OnNativeMessage") === true ? "fallback" : "none",
         hooks
       },
       {
