@@ -166,12 +166,15 @@ export const StackExchange: Context.Tag<StackExchange, StackExchange> = Context.
 export interface Transport {
   /**
    * Publishes in call order (per-publisher order is what the exchange promises).
-   * Succeeds with the number of subscribers that received the message when the
-   * broker reports it (Redis `PUBLISH`), `undefined` otherwise.
+   * Without `confirm` it may succeed once the message is handed to the client in
+   * order; with `confirm` it waits for the broker's acknowledgement and succeeds
+   * with the number of subscribers that received the message when the broker
+   * reports it (Redis `PUBLISH`), `undefined` otherwise.
    */
   readonly publish: (
     channel: string,
-    payload: Uint8Array
+    payload: Uint8Array,
+    options?: { readonly confirm?: boolean | undefined }
   ) => Effect.Effect<number | undefined, Errors.StackExchangeError>
   /** idempotent; completes once the broker confirmed */
   readonly subscribe: (channels: ReadonlyArray<string>) => Effect.Effect<void, Errors.StackExchangeError>

@@ -97,6 +97,7 @@ const transport = (
       Effect.try({ try: f, catch: (cause) => new Errors.StackExchangeError({ operation, cause }) })
 
     return {
+      // NATS acknowledges no publish and counts no receivers: `confirm` cannot add anything
       publish: (channel, payload) => Effect.as(attempt("publish", () => nc.publish(channel, payload)), undefined),
       subscribe: (channels) =>
         Effect.zipRight(

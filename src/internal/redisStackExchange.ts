@@ -107,8 +107,24 @@ const transport = (
     const command = <A>(operation: string, f: () => Promise<A>) =>
       Effect.tryPromise({ try: f, catch: (cause) => new Errors.StackExchangeError({ operation, cause }) })
 
+    // unconfirmed publishes are pipelined, at most `window` of them at a time
+    let unconfirmed = 0
+    const window = 1024
     return {
-      publish: (channel, payload) => command("publish", () => publisher.publish(channel, toBuffer(payload))),
+      publish: (channel, payload, options) =>
+        Effect.suspend(() => {
+          const sent = publisher.publish(channel, toBuffer(payload))
+          if (options?.confirm === true) return command("publish", () => sent)
+          unconfirmed++
+          const settled = sent.then(() => {
+            unconfirmed--
+          }, (cause) => {
+            unconfirmed--
+            lastError = cause
+            core.failures.unsafeUpdate(1, [])
+          })
+          return unconfirmed > window ? Effect.as(Effect.promise(() => settled), undefined) : Effect.succeed(undefined)
+        }),
       subscribe: (channels) => Effect.asVoid(command("subscribe", () => subscriber.subscribe(...channels))),
       unsubscribe: (channels) => Effect.asVoid(command("unsubscribe", () => subscriber.unsubscribe(...channels)))
     } satisfies StackExchange.Transport

@@ -332,13 +332,14 @@ export const make = (
     const publish = (
       operation: string,
       channel: string,
-      message: envelope.Envelope
+      message: envelope.Envelope,
+      confirm = false
     ): Effect.Effect<number | undefined, Errors.StackExchangeError> =>
       Effect.suspend(() => {
         if (nodeClosed) return Effect.fail(fail(operation, detached))
         if (!connected) return Effect.fail(fail(operation, lastDown?.cause ?? unavailable))
         return Effect.mapError(
-          transport.publish(channel, envelope.encode(message)),
+          transport.publish(channel, envelope.encode(message), { confirm }),
           (error) => fail(operation, error.cause)
         )
       })
@@ -372,7 +373,7 @@ export const make = (
           result: () => {},
           fail: (error) => Deferred.unsafeDone(done, Effect.fail(error))
         })
-        return yield* publish(operation, channel, request(correlation)).pipe(
+        return yield* publish(operation, channel, request(correlation), true).pipe(
           Effect.flatMap((receivers) => {
             state.expected = receivers
             check()
@@ -449,7 +450,7 @@ export const make = (
           })),
           Effect.zipRight(Effect.never)
         )
-        return yield* publish("ask", names.id(request.to), message).pipe(
+        return yield* publish("ask", names.id(request.to), message, true).pipe(
           Effect.flatMap((receivers) => {
             expected = receivers
             check()
