@@ -70,11 +70,13 @@ const Banner = Layer.effectDiscard(
   })
 )
 
-const ServerLive = Server.layer({ events }).pipe(Layer.provide(CalendarLive))
+/** The chat server on `port` (0 picks a free one), with its periodic notice. */
+export const ChatServer = (port: number) =>
+  Notices.pipe(
+    Layer.provideMerge(NodeServer.layer({ port, host: "127.0.0.1", path: "/echo" })),
+    Layer.provideMerge(Server.layer({ events }).pipe(Layer.provide(CalendarLive)))
+  )
 
-const Main = Layer.mergeAll(Banner, Notices).pipe(
-  Layer.provideMerge(NodeServer.layer({ port: Number(process.env.PORT ?? 8080), host: "127.0.0.1", path: "/echo" })),
-  Layer.provide(ServerLive)
-)
-
-NodeRuntime.runMain(Layer.launch(Main))
+if (import.meta.url === `file://${process.argv[1]}`) {
+  NodeRuntime.runMain(Layer.launch(Banner.pipe(Layer.provide(ChatServer(Number(process.env.PORT ?? 8080))))))
+}

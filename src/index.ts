@@ -32,8 +32,3 @@ export * as Server from "./Server.js"
  * @since 0.1.0
  */
 export * as Client from "./Client.js"
-
-/**
- * @since 0.1.0
- */
-export * as StackExchange from "./StackExchange.js"

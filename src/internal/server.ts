@@ -16,7 +16,7 @@ import type * as Conn from "../Conn.js"
 import * as Errors from "../Errors.js"
 import type * as Message from "../Message.js"
 import type * as Server from "../Server.js"
-import * as StackExchange from "../StackExchange.js"
+import type * as StackExchange from "../StackExchange.js"
 import { type ConnHooks, ConnImpl, errorText, type EventTable, type NSConnImpl, type RoomImpl } from "./conn.js"
 import * as msg from "./message.js"
 import type { Frame } from "./outbox.js"
@@ -25,6 +25,12 @@ import { type RawSocket, SharedText, type SocketHandlers } from "./transport.js"
 
 /** @internal */
 export const ServerTag = Context.GenericTag<Server.Server>("effect-neffos/Server")
+
+/**
+ * The StackExchange tag by its key: the exchange implementation stays out of the
+ * server's imports (it needs Node), so the package root stays browser-safe.
+ */
+const StackExchangeTag = Context.GenericTag<StackExchange.StackExchange>("effect-neffos/StackExchange")
 
 type Members = HashMap.HashMap<number, ConnImpl>
 
@@ -576,7 +582,7 @@ export const make = <E, R>(
     })
 
     yield* Effect.addFinalizer(() => shutdown)
-    const exchange = yield* Effect.serviceOption(StackExchange.StackExchange)
+    const exchange = yield* Effect.serviceOption(StackExchangeTag)
     if (Option.isSome(exchange)) bridge = yield* exchange.value.attach(localServer)
     return server
   })

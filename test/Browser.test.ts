@@ -1,0 +1,84 @@
+/**
+ * The client bundle in headless Chromium (Debian's chromium, driven by
+ * playwright-core) against the example chat server.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as esbuild from "esbuild"
+import * as Http from "node:http"
+import type * as Net from "node:net"
+import * as path from "node:path"
+import { chromium } from "playwright-core"
+import { ChatServer } from "../examples/chat.js"
+import * as NodeServer from "../src/NodeServer.js"
+
+const bundle = Effect.promise(() =>
+  esbuild.build({
+    entryPoints: [path.join(import.meta.dirname, "browser", "entry.ts")],
+    bundle: true,
+    platform: "browser",
+    format: "iife",
+    write: false,
+    metafile: true,
+    logLevel: "silent"
+  })
+)
+
+const browser = Effect.acquireRelease(
+  Effect.promise(() =>
+    chromium.launch({
+      executablePath: "/usr/bin/chromium",
+      args: [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync"
+      ]
+    })
+  ),
+  (browser) => Effect.promise(() => browser.close())
+)
+
+/** Serves one HTML page on 127.0.0.1 for the lifetime of the scope. */
+const servePage = (html: string) =>
+  Effect.acquireRelease(
+    Effect.async<Http.Server>((resume) => {
+      const server = Http.createServer((_req, res) => {
+        res.writeHead(200, { "content-type": "text/html; charset=utf-8" }).end(html)
+      })
+      server.listen(0, "127.0.0.1", () => resume(Effect.succeed(server)))
+    }),
+    (server) => Effect.sync(() => server.close())
+  ).pipe(Effect.map((server) => `http://127.0.0.1:${(server.address() as Net.AddressInfo).port}/`))
+
+describe("Client in a browser", () => {
+  it.scopedLive("the bundle never includes ws or Node built-ins", () =>
+    Effect.gen(function*() {
+      const result = yield* bundle
+      const inputs = Object.keys(result.metafile.inputs)
+      assert.isFalse(inputs.some((input) => input.includes("node_modules/ws/")), inputs.join("\n"))
+      assert.isTrue(inputs.some((input) => input.endsWith("src/Client.ts")))
+    }))
+
+  it.scopedLive("connects to the example server, asks, and receives a broadcast", () =>
+    Effect.gen(function*() {
+      const context = yield* Layer.build(ChatServer(0))
+      const node = yield* Effect.provide(NodeServer.NodeServer, context)
+      const script = (yield* bundle).outputFiles[0].text
+      const instance = yield* browser
+      const tab = yield* Effect.promise(() => instance.newPage())
+      // a page of a loopback origin: Chromium blocks about:blank from reaching loopback
+      const page = yield* servePage(`<!doctype html><title>check</title><script>${script}</script>`)
+      yield* Effect.promise(() => tab.goto(page))
+      const checked = yield* Effect.promise(() => tab.evaluate((url) => window.runCheck(url), node.url))
+      assert.match(checked.id, /^[0-9a-f-]{36}$/)
+      assert.strictEqual(checked.welcome, `welcome, ${checked.id}`)
+      assert.strictEqual(checked.workday, "2026-11-25 is a workday")
+      assert.strictEqual(checked.broadcast, "hello from the other tab")
+    }))
+})
