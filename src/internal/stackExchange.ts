@@ -232,6 +232,15 @@ export const make = (
       if (nodeClosed) return
       const received = envelope.decode(payload)
       if (received === undefined) return
+      // a broker client's callback must not throw: whatever goes wrong here is logged
+      try {
+        dispatch(received)
+      } catch (defect) {
+        run(Effect.logError("effect-neffos: a stack exchange message could not be handled", defect))
+      }
+    }
+
+    const dispatch = (received: envelope.Envelope): void => {
       switch (received._tag) {
         case "Broadcast": {
           const except = { connection: received.exceptConnection, id: received.exceptId }
