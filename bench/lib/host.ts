@@ -36,11 +36,10 @@ const collectGarbage = async () => {
 const api = (server: BenchServer) => ({
   info: () => ({ port: server.port, path: server.path }),
   broadcast: async (command: BroadcastCommand) => {
-    const body = broadcastBody(command.size)
     const startMs = monoMs()
     for (let sent = 0; sent < command.count; await nextTurn()) {
       for (let k = 0; k < command.perTurn && sent < command.count; k++, sent++) {
-        const pending = server.broadcast(command.room, body)
+        const pending = server.broadcast(command.room, broadcastBody(command.size, sent))
         if (pending) await pending
       }
     }

@@ -3,8 +3,12 @@
  * small text protocol of the raw `ws` server.
  */
 
-/** A broadcast body of `size` bytes; its first byte also marks a raw `ws` broadcast frame. */
-export const broadcastBody = (size: number) => "b" + "x".repeat(size - 1)
+/**
+ * The body of broadcast number `seq`, `size` bytes; its first byte also marks a raw `ws` broadcast
+ * frame. Each broadcast gets its own string, as a real server serializes each message: a server that
+ * queues frames for a slow client then holds distinct strings, not references to one.
+ */
+export const broadcastBody = (size: number, seq = 0) => `b${seq}`.padEnd(size, "x")
 
 /** The body of every echo request. */
 export const echoBody = "e" + "y".repeat(99)
