@@ -3,7 +3,6 @@
  * protocol clients, and brokers the tests own.
  */
 import type * as Conn from "effect-neffos/Conn"
-import * as Errors from "effect-neffos/Errors"
 import * as Events from "effect-neffos/Events"
 import * as Message from "effect-neffos/Message"
 import * as NodeServer from "effect-neffos/NodeServer"
@@ -25,8 +24,6 @@ import WebSocket from "ws"
 /** Names that break naive channel and subject naming. */
 export const oddNamespace = "a;b.c*d e?[x]>ü✓"
 export const oddRoom = "r;1.2*3 ?[]>ß"
-
-export const namespaces = ["default", oddNamespace, ""] as const
 
 const handlers = {
   echo: (_ns: Conn.NSConn, message: Message.Message) => Effect.succeed(Reply.make(message.body)),
@@ -52,13 +49,12 @@ export interface Instance {
 /** A server instance with its own exchange, on 127.0.0.1 port 0; client ids come from `?id=`. */
 export const instance = (
   name: string,
-  exchange: Layer.Layer<StackExchange.StackExchange, unknown>,
-  options?: { readonly askTimeout?: Duration.DurationInput }
+  exchange: Layer.Layer<StackExchange.StackExchange, unknown>
 ): Effect.Effect<Instance, never, Scope.Scope> =>
   Effect.gen(function*() {
     const serverLayer = Server.layer({
       events,
-      askTimeout: options?.askTimeout ?? "2 seconds",
+      askTimeout: "2 seconds",
       idGenerator: (request) => new URL(request.url, "http://x").searchParams.get("id") ?? crypto.randomUUID()
     })
     const context = yield* Layer.build(
@@ -130,6 +126,8 @@ export const client = (url: string, id?: string): Effect.Effect<Client, never, S
           return Effect.ignore(Effect.timeout(Deferred.await(closed), "2 seconds"))
         })
     )
+    const watchers = new Set<{ readonly count: number; readonly reached: Deferred.Deferred<void> }>()
+    let handshakeDone = false
     const send = (frame: string | Uint8Array) => ws.send(frame)
     ws.on("open", () => ws.send(Message.ackRequest))
     ws.on("close", () => Deferred.unsafeDone(closed, Effect.void))
@@ -158,8 +156,6 @@ export const client = (url: string, id?: string): Effect.Effect<Client, never, S
         }
       }
     })
-    const watchers = new Set<{ readonly count: number; readonly reached: Deferred.Deferred<void> }>()
-    let handshakeDone = false
     const answer = (ask: Message.Message) => {
       const base = { namespace: ask.namespace, room: ask.room, event: ask.event, wait: ask.wait }
       if (ask.event === "ping") send(Message.encode(Message.make({ ...base, body: `pong:${Message.bodyText(ask)}` })))
@@ -177,12 +173,12 @@ export const client = (url: string, id?: string): Effect.Effect<Client, never, S
         )
         if (message.error !== undefined) return yield* Effect.fail(new Error(message.error))
       }).pipe(Effect.orDie)
-    const id_ = yield* Deferred.await(handshake).pipe(
+    const assignedId = yield* Deferred.await(handshake).pipe(
       Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => new Error("no handshake") }),
       Effect.orDie
     )
     const self: Client = {
-      id: id_,
+      id: assignedId,
       received,
       connect: (namespace) => request({ namespace, event: Message.OnNamespaceConnect }),
       disconnect: (namespace) => request({ namespace, event: Message.OnNamespaceDisconnect }),
@@ -281,6 +277,3 @@ export const broker = (
     yield* start
     return { port, stop, start }
   })
-
-export const isConnectionNotFound = (u: unknown): u is Errors.ConnectionNotFound =>
-  u instanceof Errors.ConnectionNotFound
