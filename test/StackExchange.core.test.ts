@@ -201,6 +201,7 @@ describe("StackExchange core (in-memory broker)", () => {
       const broker = memoryBroker()
       const exchange = yield* exchangeOn(broker)
       const { bridge, change } = yield* Effect.scoped(attach(exchange, fakeServer("gone")))
+      const failuresBefore = (yield* Metric.value(StackExchange.failures)).count
       change({ _tag: "Namespace", namespace: "late" }, true)
       const error = yield* Effect.flip(bridge.publish(chat, { except: {} }))
       assert.strictEqual(error._tag, "StackExchangeError")
@@ -208,6 +209,8 @@ describe("StackExchange core (in-memory broker)", () => {
       assert.strictEqual((yield* Effect.flip(bridge.close("x", 1000, "")))._tag, "StackExchangeError")
       yield* exchange.settled
       assert.deepStrictEqual(yield* exchange.subscriptions, [])
+      // not the broker's fault: not counted
+      assert.strictEqual((yield* Metric.value(StackExchange.failures)).count, failuresBefore)
     }))
 
   it.scopedLive("requests complete as soon as every receiver the broker counted has answered", () =>

@@ -34,7 +34,11 @@ const handlers = {
 export const events = Events.namespaces({
   default: handlers,
   [oddNamespace]: handlers,
-  "": handlers
+  "": handlers,
+  // tells the others when a connection leaves, also when its server shuts down
+  presence: {
+    _OnNamespaceDisconnect: (ns) => ns.broadcastOthers({ event: "left", body: ns.conn.id })
+  }
 })
 
 export interface Instance {

@@ -9,11 +9,12 @@ import type * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Queue from "effect/Queue"
-import type * as Scope from "effect/Scope"
+import * as Scope from "effect/Scope"
 import * as neffos from "neffos.js"
 import {
   awaitEvent,
@@ -376,6 +377,21 @@ export const suite = (backend: Backend) =>
           const onBroker = [...(yield* backend.brokerChannels(prefix))].sort()
           assert.deepStrictEqual(onBroker, [...new Set([...expected.A, ...expected.B])].sort())
         }
+      }))
+
+    it.scopedLive("an instance shutting down still tells the others who left", () =>
+      Effect.gen(function*() {
+        const prefix = freshPrefix(backend)
+        const a = yield* instance("A", backend.exchange(prefix))
+        const scopeB = yield* Scope.make()
+        const b = yield* Scope.extend(instance("B", backend.exchange(prefix)), scopeB)
+        const watcher = yield* connected(a.url, "presence")
+        // the client stays: its server goes first
+        yield* connected(b.url, "presence", "leaver")
+        yield* settled([a, b])
+        yield* Scope.close(scopeB, Exit.void)
+        const m = yield* watcher.next
+        assert.deepStrictEqual([m.event, text(m)], ["left", "leaver"])
       }))
 
     it.scopedLive("layerConfig reads its options from Config; an unreachable broker fails the layer", () =>

@@ -583,7 +583,11 @@ export const make = <E, R>(
 
     yield* Effect.addFinalizer(() => shutdown)
     const exchange = yield* Effect.serviceOption(StackExchangeTag)
-    if (Option.isSome(exchange)) bridge = yield* exchange.value.attach(localServer)
+    if (Option.isSome(exchange)) {
+      bridge = yield* exchange.value.attach(localServer)
+      // finalizers run last-first: shut down (the last broadcasts still cross) before detaching
+      yield* Effect.addFinalizer(() => shutdown)
+    }
     return server
   })
 

@@ -345,7 +345,7 @@ export const make = (
       confirm = false
     ): Effect.Effect<number | undefined, Errors.StackExchangeError> =>
       Effect.suspend(() => {
-        if (nodeClosed) return Effect.fail(fail(operation, detached))
+        if (nodeClosed) return Effect.fail(new Errors.StackExchangeError({ operation, cause: detached }))
         if (!connected) return Effect.fail(fail(operation, lastDown?.cause ?? unavailable))
         return Effect.mapError(
           transport.publish(channel, envelope.encode(message), { confirm }),
@@ -510,7 +510,9 @@ export const make = (
           operation: string,
           effect: Effect.Effect<A, E | Errors.StackExchangeError>
         ): Effect.Effect<A, E | Errors.StackExchangeError> =>
-          Effect.suspend(() => attached.closed ? Effect.fail(fail(operation, detached)) : effect)
+          Effect.suspend(() =>
+            attached.closed ? Effect.fail(new Errors.StackExchangeError({ operation, cause: detached })) : effect
+          )
 
         const bridge: StackExchange.Bridge = {
           topicChanged: (topic, active) => {
