@@ -139,9 +139,19 @@ export const make = (
       return Effect.sync(() => waiters.delete(waiter))
     })
 
+    const finish = () => {
+      if (dirty.size > 0) return void wake.unsafeOffer(undefined)
+      if (connected && restoring) {
+        restoring = false
+        for (const attached of locals.values()) attached.local.reportStatus({ _tag: "Up" })
+      }
+      settle()
+    }
+
     /** Brings the broker's subscriptions to `refs`, one batch at a time, in order. */
     const pass = Effect.gen(function*() {
-      if (!connected || dirty.size === 0) return
+      if (!connected) return
+      if (dirty.size === 0) return finish()
       const batch = dirty
       dirty = new Set()
       const started = epoch
@@ -172,13 +182,7 @@ export const make = (
           if (connected) yield* Effect.sleep(defaults.retryDelay)
         }
       }
-      if (dirty.size > 0) {
-        wake.unsafeOffer(undefined)
-      } else if (connected && restoring) {
-        restoring = false
-        for (const attached of locals.values()) attached.local.reportStatus({ _tag: "Up" })
-      }
-      settle()
+      finish()
     })
 
     // -------------------------------------------------------------------------
