@@ -446,12 +446,25 @@ export const suite = (backend: Backend) =>
         assert.isTrue(isTag("StackExchangeError")(count))
         assert.isBelow(Date.now() - started, 100)
 
+        // membership changes while the broker is away: a room is joined on B
+        const joinedMeanwhile = yield* connected(b.url, oddNamespace, undefined, "meanwhile")
+        const subscriptionsBefore = yield* a.exchange.subscriptions
+
         yield* own.start
         yield* awaitEvent(a, "StackExchangeUp")
         yield* awaitEvent(b, "StackExchangeUp")
         const remoteAtUp = remote.received.length
         yield* remote.awaitCount(remoteAtUp + 20)
         yield* Fiber.interrupt(stream)
+
+        // everything is subscribed again, the room joined meanwhile included
+        assert.deepStrictEqual(yield* a.exchange.subscriptions, subscriptionsBefore)
+        assert.isTrue((yield* b.exchange.subscriptions).some((channel) => channel.endsWith(".meanwhile")))
+        yield* a.server.broadcast({ namespace: oddNamespace, room: "meanwhile", event: "late", body: "x" }).pipe(
+          Effect.orDie
+        )
+        const late = yield* joinedMeanwhile.next
+        assert.deepStrictEqual([late.room, late.event], ["meanwhile", "late"])
 
         // local delivery never missed one, the remote one kept the publisher's order
         const localSeq = local.received.map((m) => Number(text(m)))
@@ -461,6 +474,6 @@ export const suite = (backend: Backend) =>
         assert.isBelow(remoteSeq.length, localSeq.length)
         const failuresAfter = (yield* Metric.value(StackExchange.failures)).count
         assert.isAtLeast(failuresAfter - failuresBefore, errors.length)
-        assert.strictEqual(yield* Effect.orDie(a.server.clusterConnectionCount), 2)
+        assert.strictEqual(yield* Effect.orDie(a.server.clusterConnectionCount), 3)
       }))
   })
