@@ -23,11 +23,11 @@ export interface Config {
 export const quick: Config = {
   mode: "quick",
   trials: 3,
-  fanout: [{ clients: 100, broadcasts: 300 }, { clients: 1000, broadcasts: 30 }, { clients: 5000, broadcasts: 6 }],
+  fanout: [{ clients: 100, broadcasts: 200 }, { clients: 1000, broadcasts: 20 }, { clients: 5000, broadcasts: 4 }],
   burst: { clients: 1000, broadcasts: 50, perTurn: 50 },
-  echo: { clients: [10, 100], durationMs: 700 },
-  paused: { readers: 50, broadcasts: 2500, size: 4096 },
-  churnMs: 1000
+  echo: { clients: [10, 100], durationMs: 500 },
+  paused: { readers: 50, broadcasts: 2000, size: 4096 },
+  churnMs: 700
 }
 
 export const full: Config = {
