@@ -159,16 +159,17 @@ export class ConnImpl {
   readonly key = nextKey++
   outbox: Outbox
   readonly nsMap = new Map<string, NSConnImpl>()
-  readonly store = new Map<unknown, unknown>()
-  private readonly pending = new Map<string, PendingReply>()
-  private readonly connecting = new Map<string, Deferred.Deferred<NSConnImpl, Errors.RequestError>>()
+  // what most connections never use is created on first use: an idle connection stays small
+  private store_: Map<unknown, unknown> | undefined
+  private pending_: Map<string, PendingReply> | undefined
+  private connecting_: Map<string, Deferred.Deferred<NSConnImpl, Errors.RequestError>> | undefined
+  private closedLatch_: Deferred.Deferred<void> | undefined
   private inbound: Array<Task> = []
   private inboundHead = 0
   private dispatcher: Fiber.RuntimeFiber<void> | undefined
   private dispatching = false
   private paused = false
   private phase: number
-  private readonly closedLatch = Deferred.unsafeMake<void>(undefined as any)
   private scope_: Scope.CloseableScope | undefined
   private closeSequenceDone = false
   closeCode = 0
@@ -179,7 +180,7 @@ export class ConnImpl {
   invalidFrames = 0
   private accepted_ = false
   private ackWaiter: ((ack: Ack) => void) | undefined
-  private namespaceWaiters = new Map<string, Array<(ns: NSConnImpl) => void>>()
+  private namespaceWaiters_: Map<string, Array<(ns: NSConnImpl) => void>> | undefined
   /** client side: the connection state the client module maintains */
   clientState: SubscriptionRef.SubscriptionRef<ConnectionState> | undefined
   /** set by `close`: a client closed by its application does not reconnect */
@@ -203,6 +204,26 @@ export class ConnImpl {
     )
     this.phase = config.native === "only" ? OPEN : HANDSHAKE
     if (this.phase === HANDSHAKE && config.side === "server") this.outbox.hold()
+  }
+
+  get store(): Map<unknown, unknown> {
+    return this.store_ ??= new Map()
+  }
+
+  private get pending(): Map<string, PendingReply> {
+    return this.pending_ ??= new Map()
+  }
+
+  private get connecting(): Map<string, Deferred.Deferred<NSConnImpl, Errors.RequestError>> {
+    return this.connecting_ ??= new Map()
+  }
+
+  private get namespaceWaiters(): Map<string, Array<(ns: NSConnImpl) => void>> {
+    return this.namespaceWaiters_ ??= new Map()
+  }
+
+  private get closedLatch(): Deferred.Deferred<void> {
+    return this.closedLatch_ ??= Deferred.unsafeMake<void>(undefined as any)
   }
 
   /** Native-only mode: no handshake, namespace "" is connected from the start. */
@@ -310,25 +331,25 @@ export class ConnImpl {
   // socket events
   // ---------------------------------------------------------------------------
 
-  readonly handlers: SocketHandlers = this.handlersFor(undefined)
-
-  /** Socket callbacks that ignore a socket this connection no longer uses (client reconnects). */
-  handlersFor(socket: RawSocket | undefined): SocketHandlers {
-    const current = () => socket === undefined || socket === this.socket
-    return {
-      onFrame: (frame) => {
-        if (current()) this.onFrame(frame)
-      },
-      onPong: () => {
-        this.awaitingPong = false
-      },
-      onClose: (code, reason) => {
-        if (current()) this.terminated(code, reason)
-      }
-    }
+  /** The callbacks a transport calls: the connection itself (no closures per connection). */
+  get handlers(): SocketHandlers {
+    return this
   }
 
-  private onFrame(frame: Frame): void {
+  /** Socket callbacks that ignore a socket this connection no longer uses (client reconnects). */
+  handlersFor(socket: RawSocket): SocketHandlers {
+    return new CurrentSocketOnly(this, socket)
+  }
+
+  onPong(): void {
+    this.awaitingPong = false
+  }
+
+  onClose(code: number, reason: string): void {
+    this.terminated(code, reason)
+  }
+
+  onFrame(frame: Frame): void {
     if (this.phase === OPEN || this.phase === ACCEPTING) {
       return this.onMessageFrame(frame as string | Uint8Array)
     }
@@ -352,7 +373,7 @@ export class ConnImpl {
     }
     const wait = decoded.wait
     if (wait.length > 0 && this.isReplyToken(wait)) {
-      const pending = this.pending.get(wait)
+      const pending = this.pending_?.get(wait)
       // a reply nobody waits for (late, or never asked) is dropped, never dispatched
       if (pending !== undefined) {
         this.pending.delete(wait)
@@ -503,7 +524,7 @@ export class ConnImpl {
   private startDispatcher(): void {
     this.dispatching = true
     // the fiber may run to completion inside runFork: only keep it while it is still draining
-    const fiber = Runtime.runFork(this.config.runtime)(this.drain)
+    const fiber = Runtime.runFork(this.config.runtime)(this.drain())
     if (this.dispatching && this.dispatcher === undefined) this.dispatcher = fiber
   }
 
@@ -525,24 +546,26 @@ export class ConnImpl {
     return task
   }
 
-  private readonly drain: Effect.Effect<void> = Effect.suspend(() => {
-    const loop: Effect.Effect<void> = Effect.suspend(() => {
-      const task = this.take()
-      if (task === undefined) {
-        this.dispatching = false
-        this.dispatcher = undefined
-        return Effect.void
-      }
-      const run = Effect.isEffect(task) ? task : this.handleIncoming(task)
-      // a peer that asks faster than it reads the replies waits here (and then its socket is
-      // paused by the inbound bound) instead of losing replies to its own outbox's policy
-      return Effect.zipRight(
-        this.outbox.size * 2 >= this.outbox.capacity ? Effect.zipRight(this.written, run) : run,
-        loop
-      )
+  private drain(): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      const loop: Effect.Effect<void> = Effect.suspend(() => {
+        const task = this.take()
+        if (task === undefined) {
+          this.dispatching = false
+          this.dispatcher = undefined
+          return Effect.void
+        }
+        const run = Effect.isEffect(task) ? task : this.handleIncoming(task)
+        // a peer that asks faster than it reads the replies waits here (and then its socket is
+        // paused by the inbound bound) instead of losing replies to its own outbox's policy
+        return Effect.zipRight(
+          this.outbox.size * 2 >= this.outbox.capacity ? Effect.zipRight(this.written, run) : run,
+          loop
+        )
+      })
+      return Effect.locally(loop, currentDispatch, this)
     })
-    return Effect.locally(loop, currentDispatch, this)
-  })
+  }
 
   /** Runs `effect` in order with the incoming messages (or now, when already on the dispatcher). */
   private inOrder(onDispatcher: boolean, effect: Effect.Effect<void>): Effect.Effect<void> {
@@ -825,7 +848,7 @@ export class ConnImpl {
   addNamespace(ns: NSConnImpl): void {
     this.nsMap.set(ns.namespace, ns)
     this.config.hooks.namespaceChanged(ns, true)
-    const waiters = this.namespaceWaiters.get(ns.namespace)
+    const waiters = this.namespaceWaiters_?.get(ns.namespace)
     if (waiters !== undefined) {
       this.namespaceWaiters.delete(ns.namespace)
       for (const waiter of waiters) waiter(ns)
@@ -1122,8 +1145,8 @@ export class ConnImpl {
   /** What dies with a socket: the outbox, pending asks, queued messages, the running handler. */
   private dropSocketState(): Fiber.RuntimeFiber<void> | undefined {
     this.outbox.close()
-    const pending = Array.from(this.pending.values())
-    this.pending.clear()
+    const pending = this.pending_ === undefined ? [] : Array.from(this.pending_.values())
+    this.pending_?.clear()
     for (const reply of pending) reply(undefined)
     this.inbound = []
     this.inboundHead = 0
@@ -1150,11 +1173,28 @@ export class ConnImpl {
   }
 }
 
+class CurrentSocketOnly implements SocketHandlers {
+  constructor(private readonly conn: ConnImpl, private readonly socket: RawSocket) {}
+  onFrame(frame: Frame): void {
+    if (this.socket === this.conn.socket) this.conn.onFrame(frame)
+  }
+  onPong(): void {
+    this.conn.onPong()
+  }
+  onClose(code: number, reason: string): void {
+    if (this.socket === this.conn.socket) this.conn.onClose(code, reason)
+  }
+}
+
 /** @internal */
 export class NSConnImpl {
-  readonly roomMap = new Map<string, RoomImpl>()
+  private roomMap_: Map<string, RoomImpl> | undefined
   removed = false
   constructor(readonly conn: ConnImpl, readonly namespace: string) {}
+
+  get roomMap(): Map<string, RoomImpl> {
+    return this.roomMap_ ??= new Map()
+  }
 
   private check(room: string): Errors.ConnectionClosed | Errors.BadNamespace | Errors.BadRoom | undefined {
     if (this.conn.closed) return this.conn.closedError

@@ -13,47 +13,64 @@ import type { RawSocket, SocketHandlers } from "./transport.js"
 const textOptions = { binary: false }
 const binaryOptions = { binary: true }
 
-/** @internal */
-export const fromWebSocket = (ws: WS.WebSocket): RawSocket => {
+/**
+ * A `ws` socket as a `RawSocket`. A class, not an object of closures: an idle
+ * connection should cost little memory.
+ *
+ * @internal
+ */
+class WsSocket implements RawSocket {
   // ws keeps the TCP socket here; corking it makes a batch of frames one write
-  const tcp = (ws as unknown as { _socket: Net.Socket })._socket
-  const send = (frame: Frame) => {
-    if (typeof frame === "string") ws.send(frame, textOptions)
-    else if (frame instanceof Uint8Array) ws.send(frame, binaryOptions)
-    else ws.send(frame.bytes, textOptions)
+  private readonly tcp: Net.Socket
+  constructor(private readonly ws: WS.WebSocket) {
+    this.tcp = (ws as unknown as { _socket: Net.Socket })._socket
   }
-  return {
-    write: (frames) => {
-      if (frames.length === 1) return send(frames[0])
-      tcp.cork()
-      for (let i = 0; i < frames.length; i++) send(frames[i])
-      tcp.uncork()
-    },
-    bufferedAmount: () => ws.bufferedAmount,
-    whenFlushed: (f) => {
-      if (tcp.destroyed || !tcp.writableNeedDrain) f()
-      else tcp.once("drain", f)
-    },
-    close: (code, reason) => {
-      try {
-        ws.close(code, truncateReason(reason))
-      } catch {
-        ws.terminate()
-      }
-    },
-    terminate: () => ws.terminate(),
-    ping: () => {
-      try {
-        ws.ping()
-        return true
-      } catch {
-        return false
-      }
-    },
-    pause: () => ws.pause(),
-    resume: () => ws.resume()
+  private send(frame: Frame): void {
+    if (typeof frame === "string") this.ws.send(frame, textOptions)
+    else if (frame instanceof Uint8Array) this.ws.send(frame, binaryOptions)
+    else this.ws.send(frame.bytes, textOptions)
+  }
+  write(frames: ReadonlyArray<Frame>): void {
+    if (frames.length === 1) return this.send(frames[0])
+    this.tcp.cork()
+    for (let i = 0; i < frames.length; i++) this.send(frames[i])
+    this.tcp.uncork()
+  }
+  bufferedAmount(): number {
+    return this.ws.bufferedAmount
+  }
+  whenFlushed(f: () => void): void {
+    if (this.tcp.destroyed || !this.tcp.writableNeedDrain) f()
+    else this.tcp.once("drain", f)
+  }
+  close(code: number, reason: string): void {
+    try {
+      this.ws.close(code, truncateReason(reason))
+    } catch {
+      this.ws.terminate()
+    }
+  }
+  terminate(): void {
+    this.ws.terminate()
+  }
+  ping(): boolean {
+    try {
+      this.ws.ping()
+      return true
+    } catch {
+      return false
+    }
+  }
+  pause(): void {
+    this.ws.pause()
+  }
+  resume(): void {
+    this.ws.resume()
   }
 }
+
+/** @internal */
+export const fromWebSocket = (ws: WS.WebSocket): RawSocket => new WsSocket(ws)
 
 /** A close reason may hold at most 123 bytes. */
 const truncateReason = (reason: string): string => {
@@ -63,23 +80,36 @@ const truncateReason = (reason: string): string => {
   return cut
 }
 
+const kHandlers = Symbol.for("effect-neffos/handlers")
+
+type Listening = WS.WebSocket & { [kHandlers]: SocketHandlers }
+
+// shared listeners: `this` is the socket, its handlers hang on it
+function onMessage(this: Listening, data: WS.RawData, isBinary: boolean) {
+  const buffer = data as Buffer
+  this[kHandlers].onFrame(isBinary ? buffer : buffer.toString("utf8"))
+}
+function onPong(this: Listening) {
+  this[kHandlers].onPong()
+}
+// protocol errors (invalid UTF-8: 1007, too big: 1009) are followed by "close"
+function onError() {}
+function onClose(this: Listening, code: number, reason: Buffer) {
+  this[kHandlers].onClose(code, reason.toString("utf8"))
+}
+
 /** @internal */
 export const listen = (ws: WS.WebSocket, handlers: SocketHandlers): void => {
-  ws.on("message", (data, isBinary) => {
-    const buffer = data as Buffer
-    handlers.onFrame(isBinary ? buffer : buffer.toString("utf8"))
-  })
-  ws.on("pong", handlers.onPong)
-  // protocol errors (invalid UTF-8: 1007, too big: 1009) are followed by "close"
-  ws.on("error", () => {})
-  ws.on("close", (code, reason) => handlers.onClose(code, reason.toString("utf8")))
+  ;(ws as Listening)[kHandlers] = handlers
+  ws.on("message", onMessage as (...args: Array<any>) => void)
+  ws.on("pong", onPong as (...args: Array<any>) => void)
+  ws.on("error", onError)
+  ws.on("close", onClose as (...args: Array<any>) => void)
 }
 
 /** @internal */
 export const requestOf = (req: Http.IncomingMessage): Conn.Request => {
-  const headers: Record<string, string> = {}
-  for (const [name, value] of Object.entries(req.headers)) {
-    if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(", ") : value
-  }
+  // Node joins repeated request headers with ", " (only set-cookie, a response header, is an array)
+  const headers = req.headers as Record<string, string>
   return { url: req.url ?? "/", headers, remoteAddress: req.socket.remoteAddress }
 }

@@ -46,8 +46,8 @@ export class Outbox {
   private congested = false
   private closed = false
   private held = false
-  private roomWaiters: Array<() => void> = []
-  private emptyWaiters: Array<() => void> = []
+  private roomWaiters: Array<() => void> | undefined
+  private emptyWaiters: Array<() => void> | undefined
   dropped = 0
   written = 0
 
@@ -58,7 +58,7 @@ export class Outbox {
     private readonly sink: Sink,
     private readonly onOverflow: () => void
   ) {
-    this.buffer = new Array(Math.min(capacity, 16))
+    this.buffer = new Array(Math.min(capacity, 4))
   }
 
   get size(): number {
@@ -105,13 +105,13 @@ export class Outbox {
   /** Calls `f` once the outbox has room (or is closed). */
   onRoom(f: () => void): void {
     if (this.closed || this.hasRoom) f()
-    else this.roomWaiters.push(f)
+    else (this.roomWaiters ??= []).push(f)
   }
 
   /** Calls `f` once every stored frame was written and flushed (or the outbox is closed). */
   onEmpty(f: () => void): void {
     if (this.closed || (this.size_ === 0 && !this.dirty && !this.congested)) f()
-    else this.emptyWaiters.push(f)
+    else (this.emptyWaiters ??= []).push(f)
   }
 
   /** Stores frames without writing them until `release` (a server before its `A<id>`). */
@@ -180,14 +180,14 @@ export class Outbox {
   }
 
   private wake(): void {
-    if (this.roomWaiters.length > 0 && (this.closed || this.hasRoom)) {
+    if (this.roomWaiters !== undefined && (this.closed || this.hasRoom)) {
       const waiters = this.roomWaiters
-      this.roomWaiters = []
+      this.roomWaiters = undefined
       for (const f of waiters) f()
     }
-    if (this.emptyWaiters.length > 0 && (this.closed || (this.size_ === 0 && !this.dirty && !this.congested))) {
+    if (this.emptyWaiters !== undefined && (this.closed || (this.size_ === 0 && !this.dirty && !this.congested))) {
       const waiters = this.emptyWaiters
-      this.emptyWaiters = []
+      this.emptyWaiters = undefined
       for (const f of waiters) f()
     }
   }

@@ -107,14 +107,14 @@ export const make = <E, R>(
     const strictByDefault = options.strict !== undefined && options.strict !== false
     const shutdownTimeout = Duration.decode(options.shutdownTimeout ?? defaults.shutdownTimeout)
     const idGenerator = options.idGenerator ?? (() => crypto.randomUUID())
-    const outboxFor = (request: Conn.Request) => {
-      const o = typeof options.outbox === "function" ? options.outbox(request) : options.outbox
-      return {
-        capacity: Math.max(1, o?.capacity ?? defaults.outbox.capacity),
-        strategy: o?.strategy ?? defaults.outbox.strategy,
-        highWaterMark: o?.highWaterMark ?? defaults.outbox.highWaterMark
-      }
-    }
+    const resolveOutbox = (o: Server.OutboxOptions | undefined) => ({
+      capacity: Math.max(1, o?.capacity ?? defaults.outbox.capacity),
+      strategy: o?.strategy ?? defaults.outbox.strategy,
+      highWaterMark: o?.highWaterMark ?? defaults.outbox.highWaterMark
+    })
+    const sharedOutbox = typeof options.outbox === "function" ? undefined : resolveOutbox(options.outbox)
+    const outboxFor = (request: Conn.Request) =>
+      sharedOutbox ?? resolveOutbox((options.outbox as (request: Conn.Request) => Server.OutboxOptions)(request))
 
     const state = yield* Ref.make(emptyState)
     const lifecycle = yield* PubSub.unbounded<Server.ServerEvent>()
