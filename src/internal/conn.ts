@@ -10,7 +10,6 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
-import * as FiberRef from "effect/FiberRef"
 import * as Option from "effect/Option"
 import * as Runtime from "effect/Runtime"
 import * as Scope from "effect/Scope"
@@ -116,9 +115,6 @@ export type Ack =
 type Task = Message.Message | Effect.Effect<void>
 
 type PendingReply = (reply: Message.Message | undefined) => void
-
-/** The connection whose dispatcher runs the current fiber (handlers and their children). */
-const currentDispatch = FiberRef.unsafeMake<ConnImpl | undefined>(undefined)
 
 let nextKey = 0
 
@@ -429,6 +425,10 @@ export class ConnImpl {
   /** Sends `M` and waits for `A<id>` (the connection is then open) or `H<reason>`. */
   handshake(): Effect.Effect<Ack> {
     return Effect.async<Ack>((resume) => {
+      // the socket may have closed between being listened to and now: nothing would wake the waiter
+      if (this.phase === CLOSED || this.phase === DOWN) {
+        return resume(Effect.succeed({ _tag: "Closed", code: this.closeCode, reason: this.closeReason }))
+      }
       this.ackWaiter = (ack) => resume(Effect.succeed(ack))
       this.socket.write(["M"])
       return Effect.sync(() => {
@@ -563,21 +563,8 @@ export class ConnImpl {
           loop
         )
       })
-      return Effect.locally(loop, currentDispatch, this)
+      return loop
     })
-  }
-
-  /** Runs `effect` in order with the incoming messages (or now, when already on the dispatcher). */
-  private inOrder(onDispatcher: boolean, effect: Effect.Effect<void>): Effect.Effect<void> {
-    if (onDispatcher) return effect
-    return Effect.flatMap(Deferred.make<void>(), (done) => {
-      this.enqueue(Effect.ensuring(effect, Deferred.done(done, Exit.void)))
-      return Effect.raceFirst(Deferred.await(done), this.awaitClose)
-    })
-  }
-
-  private get onDispatcher(): Effect.Effect<boolean> {
-    return Effect.map(FiberRef.get(currentDispatch), (conn) => conn === this)
   }
 
   // ---------------------------------------------------------------------------
@@ -1000,7 +987,6 @@ export class ConnImpl {
       if (veto !== undefined) {
         return yield* Effect.fail(new Errors.Vetoed({ event: OnNamespaceConnect, namespace, room: "", text: veto }))
       }
-      const onDispatcher = yield* this.onDispatcher
       yield* this.sendRequest(
         msg.unsafeMake(namespace, "", OnNamespaceConnect, "", undefined, false, this.newToken(), false, false),
         timeout,
@@ -1008,10 +994,8 @@ export class ConnImpl {
           if (this.phase !== CLOSED && !this.nsMap.has(namespace)) this.addNamespace(ns)
         }
       )
-      yield* this.inOrder(
-        onDispatcher,
-        Effect.asVoid(this.fire(ns, lifecycle(namespace, "", OnNamespaceConnected, true, false)))
-      )
+      // the ...ed event of a request this side made runs on the requesting fiber, once committed
+      yield* this.fire(ns, lifecycle(namespace, "", OnNamespaceConnected, true, false))
       return this.nsMap.get(namespace) ?? ns
     })
   }
@@ -1023,21 +1007,13 @@ export class ConnImpl {
     return Effect.gen(this, function*() {
       if (this.phase === CLOSED) return yield* Effect.fail(this.closedError)
       if (ns.removed) return
-      const onDispatcher = yield* this.onDispatcher
       yield* this.sendRequest(
         msg.unsafeMake(ns.namespace, "", OnNamespaceDisconnect, "", undefined, false, this.newToken(), false, false),
         timeout
       )
-      yield* this.inOrder(
-        onDispatcher,
-        Effect.zipRight(
-          this.leaveAllForced(ns),
-          Effect.suspend(() => {
-            this.removeNamespace(ns)
-            return Effect.asVoid(this.fire(ns, lifecycle(ns.namespace, "", OnNamespaceDisconnect, true, false)))
-          })
-        )
-      )
+      yield* this.leaveAllForced(ns)
+      this.removeNamespace(ns)
+      yield* this.fire(ns, lifecycle(ns.namespace, "", OnNamespaceDisconnect, true, false))
     })
   }
 
@@ -1058,7 +1034,6 @@ export class ConnImpl {
           new Errors.Vetoed({ event: OnRoomJoin, namespace: ns.namespace, room: name, text: veto })
         )
       }
-      const onDispatcher = yield* this.onDispatcher
       yield* this.sendRequest(
         msg.unsafeMake(ns.namespace, name, OnRoomJoin, "", undefined, false, this.newToken(), false, false),
         timeout,
@@ -1066,10 +1041,7 @@ export class ConnImpl {
           if (this.phase !== CLOSED && !ns.removed && !ns.roomMap.has(name)) this.addRoom(room)
         }
       )
-      yield* this.inOrder(
-        onDispatcher,
-        Effect.asVoid(this.fire(ns, lifecycle(ns.namespace, name, OnRoomJoined, true, false)))
-      )
+      yield* this.fire(ns, lifecycle(ns.namespace, name, OnRoomJoined, true, false))
       return ns.roomMap.get(name) ?? room
     })
   }
@@ -1085,16 +1057,12 @@ export class ConnImpl {
           new Errors.Vetoed({ event: OnRoomLeave, namespace: ns.namespace, room: room.name, text: veto })
         )
       }
-      const onDispatcher = yield* this.onDispatcher
       yield* this.sendRequest(
         msg.unsafeMake(ns.namespace, room.name, OnRoomLeave, "", undefined, false, this.newToken(), false, false),
         timeout,
         () => this.removeRoom(room)
       )
-      yield* this.inOrder(
-        onDispatcher,
-        Effect.asVoid(this.fire(ns, lifecycle(ns.namespace, room.name, OnRoomLeft, true, false)))
-      )
+      yield* this.fire(ns, lifecycle(ns.namespace, room.name, OnRoomLeft, true, false))
     })
   }
 

@@ -192,6 +192,11 @@ export class Outbox {
     }
   }
 
+  /** Writes now what would be written at the next flush (no-op when held or congested). */
+  flushDirty(): void {
+    if (this.dirty) this.flush()
+  }
+
   /** Writes every stored frame now, ignoring the high-water mark (used before a close). */
   flushNow(): void {
     if (this.closed || this.held || this.size_ === 0) return
