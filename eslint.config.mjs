@@ -3,7 +3,7 @@ import tsParser from "@typescript-eslint/parser"
 
 export default [
   {
-    ignores: ["dist/**", "node_modules/**", "bench/results/**"]
+    ignores: ["dist/**", "node_modules/**", "bench/results/**", ".prof/**"]
   },
   ...effectEslint.configs.dprint,
   {
