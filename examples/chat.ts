@@ -21,7 +21,8 @@ class Calendar extends Context.Tag("example/Calendar")<Calendar, {
   readonly isWorkday: (date: Date) => boolean
 }>() {}
 
-const CalendarLive = Layer.succeed(Calendar, {
+/** The application's own service, used by the `workday` handler (exported for examples/chat.test.ts). */
+export const CalendarLive = Layer.succeed(Calendar, {
   isWorkday: (date) => date.getUTCDay() !== 0 && date.getUTCDay() !== 6
 })
 
@@ -31,7 +32,8 @@ class InvalidDate extends Data.TaggedError("InvalidDate")<{ readonly input: stri
   }
 }
 
-const events = Events.namespaces({
+/** The chat's handlers (exported for examples/chat.test.ts). */
+export const events = Events.namespaces({
   default: {
     _OnNamespaceConnected: (ns) => ns.emit("notice", `welcome, ${ns.conn.id}`),
     _OnRoomJoined: (ns, msg) => ns.broadcastOthers({ room: msg.room, event: "notice", body: `${ns.conn.id} joined` }),
@@ -48,7 +50,8 @@ const events = Events.namespaces({
   }
 })
 
-const Notices = Layer.scopedDiscard(
+/** A notice to everyone every 30 seconds, on the Effect clock (so `TestClock` drives it in tests). */
+export const Notices = Layer.scopedDiscard(
   Effect.gen(function*() {
     const server = yield* Server.Server
     yield* server.broadcast({ namespace: "default", event: "notice", body: "server notice: still here" }).pipe(
