@@ -365,6 +365,23 @@ describe("Delivery guarantees", () => {
         pingTimeout: "5 seconds"
       }))))
 
+    it.effect("a silent client is closed even when pings are more frequent than the pong timeout", () =>
+      Effect.gen(function*() {
+        const [silent, talker] = yield* connectAll(["silent", "talker"])
+        yield* silent.setSilent(true)
+        // first ping at 10 s, unanswered: its deadline is 40 s, whatever the pings sent meanwhile
+        yield* TestClock.adjust("39999 millis")
+        assert.isFalse(yield* silent.conn.isClosed)
+        yield* TestClock.adjust("1 millis")
+        assert.isTrue(yield* silent.conn.isClosed)
+        yield* TestClock.adjust("1 minute")
+        assert.isFalse(yield* talker.isClosed)
+      }).pipe(Effect.provide(TestServer.layer({
+        events: broadcastAll,
+        pingInterval: "10 seconds",
+        pingTimeout: "30 seconds"
+      }))))
+
     it.effect("a socket that never sends M is closed with 1008 at exactly handshakeTimeout", () =>
       Effect.gen(function*() {
         const mute = yield* TestServer.open()

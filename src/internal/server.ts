@@ -143,9 +143,12 @@ export const make = <E, R>(
     )
     const pingQueue = timers.queue<ConnImpl>(options.pingInterval ?? defaults.pingInterval, (conn) => {
       if (conn.closed) return
-      if (!conn.socket.ping()) return
-      conn.awaitingPong = true
-      pongQueue.push({ conn, seq: ++conn.pingSeq })
+      // an unanswered ping keeps its deadline: a newer ping would move pingSeq past it (pingInterval < pingTimeout)
+      if (!conn.awaitingPong) {
+        if (!conn.socket.ping()) return
+        conn.awaitingPong = true
+        pongQueue.push({ conn, seq: ++conn.pingSeq })
+      }
       pingQueue.push(conn)
     })
     const keepAlive = Duration.toMillis(options.pingInterval ?? defaults.pingInterval) > 0
