@@ -2,7 +2,7 @@
  * The test kit itself: virtual clients, raw virtual sockets, what is recorded and
  * what the in-memory WebSocket does (pings, pauses, closes, limits).
  */
-import { assert, describe, it } from "@effect/vitest"
+import { assert, describe, it, layer } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
@@ -215,3 +215,16 @@ describe("TestServer", () => {
       yield* alice.expectNone
     }).pipe(Effect.provide(TestServer.layer({ events }))))
 })
+
+layer(TestServer.layer({ events, pingInterval: "10 seconds", pingTimeout: "5 seconds" }))(
+  "TestServer in a shared layer",
+  (it) => {
+    it.effect("the layer's TestClock is the test's", () =>
+      Effect.gen(function*() {
+        const client = yield* TestServer.connect()
+        yield* client.setSilent(true)
+        yield* TestClock.adjust("15 seconds")
+        assert.isTrue(yield* client.conn.isClosed)
+      }))
+  }
+)
