@@ -270,13 +270,18 @@ describe("Delivery guarantees", () => {
     it.effect("a server ask fails at exactly its timeout; the late reply is dropped", () =>
       Effect.gen(function*() {
         const dispatched = yield* Ref.make(0)
+        const replied = yield* Deferred.make<void>()
         const program = Effect.gen(function*() {
           const server = yield* Server.Server
           const alice = yield* TestServer.connect({
             id: "alice",
             events: Events.client({
               default: {
-                slow: () => Effect.as(Effect.sleep("3 seconds"), Reply.text("late")),
+                slow: () =>
+                  Effect.sleep("3 seconds").pipe(
+                    Effect.zipRight(Deferred.succeed(replied, void 0)),
+                    Effect.as(Reply.text("late"))
+                  ),
                 quick: () => Effect.succeed(Reply.text("on time"))
               }
             })
@@ -293,6 +298,7 @@ describe("Delivery guarantees", () => {
           assert.strictEqual(error._tag, "AskTimeout")
           // the client answers at 3 s; the round trip proves the server has read that reply
           yield* TestClock.adjust("1 second")
+          yield* Deferred.await(replied)
           yield* alice.sync
           assert.strictEqual(yield* Ref.get(dispatched), 0)
           const reply = yield* server.ask({ to: "alice", namespace: "default", event: "quick" })
@@ -309,6 +315,7 @@ describe("Delivery guarantees", () => {
     it.effect("a client ask fails at exactly its timeout; the late reply is dropped", () =>
       Effect.gen(function*() {
         const started = yield* Deferred.make<void>()
+        const replied = yield* Deferred.make<void>()
         const program = Effect.gen(function*() {
           const dispatched = yield* Ref.make(0)
           const client = yield* TestServer.connect({
@@ -323,6 +330,7 @@ describe("Delivery guarantees", () => {
           const error = yield* Effect.flip(Fiber.join(ask))
           assert.strictEqual(error._tag, "AskTimeout")
           yield* TestClock.adjust("1 second")
+          yield* Deferred.await(replied)
           yield* client.sync
           assert.strictEqual(yield* Ref.get(dispatched), 0)
           yield* client.expectNone
@@ -334,9 +342,10 @@ describe("Delivery guarantees", () => {
             events: Events.namespaces({
               default: {
                 slow: () =>
-                  Effect.zipRight(
-                    Deferred.succeed(started, void 0),
-                    Effect.as(Effect.sleep("3 seconds"), Reply.text("late"))
+                  Deferred.succeed(started, void 0).pipe(
+                    Effect.zipRight(Effect.sleep("3 seconds")),
+                    Effect.zipRight(Deferred.succeed(replied, void 0)),
+                    Effect.as(Reply.text("late"))
                   ),
                 quick: () => Effect.succeed(Reply.text("on time"))
               }
