@@ -23,7 +23,6 @@ import type * as Events from "./Events.js"
 import * as internal from "./internal/client.js"
 import type { Frame } from "./internal/outbox.js"
 import type { RawSocket } from "./internal/transport.js"
-import type * as Message from "./Message.js"
 
 /**
  * What a client connection goes through. `Reconnecting` counts attempts from 1
@@ -76,34 +75,12 @@ export interface ClientConn {
 }
 
 /**
- * A client's membership of a namespace.
+ * A client's membership of a namespace (no broadcast: that is the server's).
  *
  * @since 0.1.0
  * @category models
  */
-export interface ClientNSConn {
-  readonly conn: ClientConn
-  readonly namespace: string
-  readonly emit: (
-    event: string,
-    body?: string | Uint8Array
-  ) => Effect.Effect<void, Errors.ConnectionClosed | Errors.BadNamespace>
-  readonly emitBinary: (
-    event: string,
-    body: string | Uint8Array
-  ) => Effect.Effect<void, Errors.ConnectionClosed | Errors.BadNamespace>
-  readonly ask: (
-    event: string,
-    body?: string | Uint8Array,
-    options?: Conn.RequestOptions
-  ) => Effect.Effect<Message.Message, Errors.AskError>
-  readonly joinRoom: (room: string, options?: Conn.RequestOptions) => Effect.Effect<ClientRoom, Errors.RequestError>
-  readonly room: (name: string) => Effect.Effect<ClientRoom, Errors.BadRoom>
-  readonly rooms: Effect.Effect<ReadonlyArray<ClientRoom>>
-  /** leaves every room with `_OnRoomLeave` requests (neffos.js sends the wrong event) */
-  readonly leaveAll: (options?: Conn.RequestOptions) => Effect.Effect<void, Errors.RequestError>
-  readonly disconnect: (options?: Conn.RequestOptions) => Effect.Effect<void, Errors.RequestError>
-}
+export interface ClientNSConn extends Conn.NamespaceHandle<ClientConn, ClientRoom> {}
 
 /**
  * A client's membership of a room.
@@ -111,24 +88,7 @@ export interface ClientNSConn {
  * @since 0.1.0
  * @category models
  */
-export interface ClientRoom {
-  readonly nsConn: ClientNSConn
-  readonly name: string
-  readonly emit: (
-    event: string,
-    body?: string | Uint8Array
-  ) => Effect.Effect<void, Errors.ConnectionClosed | Errors.BadNamespace | Errors.BadRoom>
-  readonly emitBinary: (
-    event: string,
-    body: string | Uint8Array
-  ) => Effect.Effect<void, Errors.ConnectionClosed | Errors.BadNamespace | Errors.BadRoom>
-  readonly ask: (
-    event: string,
-    body?: string | Uint8Array,
-    options?: Conn.RequestOptions
-  ) => Effect.Effect<Message.Message, Errors.AskError>
-  readonly leave: (options?: Conn.RequestOptions) => Effect.Effect<void, Errors.RequestError>
-}
+export interface ClientRoom extends Conn.RoomHandle<ClientNSConn> {}
 
 /**
  * Client-side handlers (they receive a `ClientNSConn`).

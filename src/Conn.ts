@@ -126,13 +126,13 @@ export interface Conn {
 }
 
 /**
- * A connection's membership of a namespace, on the server.
+ * What a namespace handle offers on either side (`C`: its connection, `R`: its rooms).
  *
  * @since 0.1.0
  * @category models
  */
-export interface NSConn {
-  readonly conn: Conn
+export interface NamespaceHandle<C, R> {
+  readonly conn: C
   readonly namespace: string
   readonly emit: (
     event: string,
@@ -142,31 +142,28 @@ export interface NSConn {
     event: string,
     body: string | Uint8Array
   ) => Effect.Effect<void, Errors.ConnectionClosed | Errors.BadNamespace>
-  /** asks the client and waits for its reply (the server's `askTimeout` by default) */
+  /** asks the peer and waits for its reply (the `askTimeout` default of the server or client) */
   readonly ask: (
     event: string,
     body?: string | Uint8Array,
     options?: RequestOptions
   ) => Effect.Effect<Message.Message, Errors.AskError>
-  readonly joinRoom: (room: string, options?: RequestOptions) => Effect.Effect<Room, Errors.RequestError>
-  readonly room: (name: string) => Effect.Effect<Room, Errors.BadRoom>
-  readonly rooms: Effect.Effect<ReadonlyArray<Room>>
+  readonly joinRoom: (room: string, options?: RequestOptions) => Effect.Effect<R, Errors.RequestError>
+  readonly room: (name: string) => Effect.Effect<R, Errors.BadRoom>
+  readonly rooms: Effect.Effect<ReadonlyArray<R>>
+  /** leaves every room, one `_OnRoomLeave` request each */
   readonly leaveAll: (options?: RequestOptions) => Effect.Effect<void, Errors.RequestError>
   readonly disconnect: (options?: RequestOptions) => Effect.Effect<void, Errors.RequestError>
-  /** to every connection of the message's namespace (and room), this one included */
-  readonly broadcast: (message: Outgoing) => Effect.Effect<void>
-  /** to every connection of the message's namespace (and room) but this one */
-  readonly broadcastOthers: (message: Outgoing) => Effect.Effect<void>
 }
 
 /**
- * A connection's membership of a room, on the server.
+ * What a room handle offers on either side (`N`: its namespace handle).
  *
  * @since 0.1.0
  * @category models
  */
-export interface Room {
-  readonly nsConn: NSConn
+export interface RoomHandle<N> {
+  readonly nsConn: N
   readonly name: string
   readonly emit: (
     event: string,
@@ -182,6 +179,28 @@ export interface Room {
     options?: RequestOptions
   ) => Effect.Effect<Message.Message, Errors.AskError>
   readonly leave: (options?: RequestOptions) => Effect.Effect<void, Errors.RequestError>
+}
+
+/**
+ * A connection's membership of a namespace, on the server: it can also broadcast.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface NSConn extends NamespaceHandle<Conn, Room> {
+  /** to every connection of the message's namespace (and room), this one included */
+  readonly broadcast: (message: Outgoing) => Effect.Effect<void>
+  /** to every connection of the message's namespace (and room) but this one */
+  readonly broadcastOthers: (message: Outgoing) => Effect.Effect<void>
+}
+
+/**
+ * A connection's membership of a room, on the server: it can also broadcast.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Room extends RoomHandle<NSConn> {
   /** to every member of this room, this connection included */
   readonly broadcast: (event: string, body?: string | Uint8Array) => Effect.Effect<void>
   /** to every member of this room but this connection */
