@@ -30,7 +30,7 @@ export const layer: Layer.Layer<Client.ClientTransport> = Layer.succeed(Client.C
         ws.off("error", onError)
         ws.on("error", () => {})
         resume(Effect.succeed({
-          socket: nodeSocket.fromWebSocket(ws),
+          socket: nodeSocket.fromWebSocket(ws, "client"),
           listen: (handlers) => nodeSocket.listen(ws, handlers)
         }))
       }

@@ -88,7 +88,7 @@ const upgrade = (
     nodeSocket.listen(
       ws,
       server.unsafeAccept(
-        nodeSocket.fromWebSocket(ws),
+        nodeSocket.fromWebSocket(ws, "server"),
         nodeSocket.requestOf(req),
         id === undefined ? undefined : { id }
       )

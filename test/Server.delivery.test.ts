@@ -78,6 +78,25 @@ describe("Server delivery", () => {
       for (const { client } of clients) assert.deepStrictEqual(yield* receiveAll(client, 50), range(50))
     }))
 
+  it.scopedLive("broadcast frames of every WebSocket length class arrive intact", () =>
+    Effect.gen(function*() {
+      const { server, url } = yield* startServer({ events })
+      const { client } = yield* joinDefault(url)
+      const header = ";default;;n;0;0;".length
+      // payload lengths around the 7-bit, 16-bit and 64-bit length encodings
+      const sizes = [0, 1, 125, 126, 127, 65535, 65536, 100_000].map((n) => Math.max(0, n - header))
+      for (const size of sizes) {
+        yield* server.broadcast({
+          namespace: "default",
+          event: "n",
+          body: "é".repeat(size >> 1) + "x".repeat(size & 1)
+        })
+      }
+      for (const size of sizes) {
+        assert.strictEqual(yield* client.nextText, ";default;;n;0;0;" + "é".repeat(size >> 1) + "x".repeat(size & 1))
+      }
+    }))
+
   it.scopedLive("an excluded first message does not stop the next one (neffos's aborted batch)", () =>
     Effect.gen(function*() {
       const { server, url } = yield* startServer({ events })

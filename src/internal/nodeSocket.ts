@@ -20,15 +20,24 @@ const binaryOptions = { binary: true }
  * @internal
  */
 class WsSocket implements RawSocket {
-  // ws keeps the TCP socket here; corking it makes a batch of frames one write
+  // ws keeps the TCP socket and its frame writer here; corking the socket makes a batch one write
   private readonly tcp: Net.Socket
-  constructor(private readonly ws: WS.WebSocket) {
-    this.tcp = (ws as unknown as { _socket: Net.Socket })._socket
+  private readonly sender: { readonly _queue: ReadonlyArray<unknown> }
+  /** server side without compression: a whole frame may be written to the socket as it is */
+  private readonly rawWrites: boolean
+  constructor(private readonly ws: WS.WebSocket, server: boolean) {
+    const internals = ws as unknown as { _socket: Net.Socket; _sender: { _queue: ReadonlyArray<unknown> } }
+    this.tcp = internals._socket
+    this.sender = internals._sender
+    this.rawWrites = server && ws.extensions === "" && Array.isArray(this.sender._queue)
   }
   private send(frame: Frame): void {
     if (typeof frame === "string") this.ws.send(frame, textOptions)
     else if (frame instanceof Uint8Array) this.ws.send(frame, binaryOptions)
-    else this.ws.send(frame.bytes, textOptions)
+    else if (this.rawWrites && this.ws.readyState === 1 && this.sender._queue.length === 0) {
+      // a broadcast: the same frame bytes for every receiver (servers do not mask), framed once
+      this.tcp.write(frame.framed ??= textFrame(frame.bytes))
+    } else this.ws.send(frame.bytes, textOptions)
   }
   write(frames: ReadonlyArray<Frame>): void {
     if (frames.length === 1) return this.send(frames[0])
@@ -70,7 +79,28 @@ class WsSocket implements RawSocket {
 }
 
 /** @internal */
-export const fromWebSocket = (ws: WS.WebSocket): RawSocket => new WsSocket(ws)
+export const fromWebSocket = (ws: WS.WebSocket, side: "server" | "client"): RawSocket =>
+  new WsSocket(ws, side === "server")
+
+/** An unmasked, final text frame (RFC 6455 5.2) around `payload`. */
+const textFrame = (payload: Uint8Array): Uint8Array => {
+  const length = payload.length
+  const headerLength = length < 126 ? 2 : length < 65536 ? 4 : 10
+  const frame = Buffer.allocUnsafe(headerLength + length)
+  frame[0] = 0x81
+  if (length < 126) {
+    frame[1] = length
+  } else if (length < 65536) {
+    frame[1] = 126
+    frame.writeUInt16BE(length, 2)
+  } else {
+    frame[1] = 127
+    frame.writeUInt32BE(Math.floor(length / 2 ** 32), 2)
+    frame.writeUInt32BE(length >>> 0, 6)
+  }
+  frame.set(payload, headerLength)
+  return frame
+}
 
 /** A close reason may hold at most 123 bytes. */
 const truncateReason = (reason: string): string => {

@@ -34,6 +34,8 @@ export interface SocketHandlers {
  */
 export class SharedText {
   private bytes_: Uint8Array | undefined
+  /** the whole unmasked WebSocket frame, built once by a transport that writes raw frames */
+  framed: Uint8Array | undefined
   constructor(readonly text: string) {}
   get bytes(): Uint8Array {
     return this.bytes_ ??= encoder.encode(this.text)
