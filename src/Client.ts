@@ -21,8 +21,7 @@ import * as Conn from "./Conn.js"
 import * as Errors from "./Errors.js"
 import type * as Events from "./Events.js"
 import * as internal from "./internal/client.js"
-import type { Frame } from "./internal/outbox.js"
-import type { RawSocket } from "./internal/transport.js"
+import type { Frame, RawSocket, SocketHandlers } from "./Transport.js"
 
 /**
  * What a client connection goes through. `Reconnecting` counts attempts from 1
@@ -143,7 +142,7 @@ export interface ClientTransport {
   ) => Effect.Effect<
     {
       readonly socket: RawSocket
-      readonly listen: (handlers: import("./internal/transport.js").SocketHandlers) => void
+      readonly listen: (handlers: SocketHandlers) => void
     },
     Errors.HandshakeError
   >
@@ -215,7 +214,7 @@ export const layerWebSocketConstructor: Layer.Layer<ClientTransport, never, Sock
         Effect.async<
           {
             readonly socket: RawSocket
-            readonly listen: (handlers: import("./internal/transport.js").SocketHandlers) => void
+            readonly listen: (handlers: SocketHandlers) => void
           },
           Errors.HandshakeError
         >((resume) => {

@@ -16,8 +16,8 @@ import type * as Conn from "./Conn.js"
 import type * as Errors from "./Errors.js"
 import type * as Events from "./Events.js"
 import * as internal from "./internal/server.js"
-import type { RawSocket, SocketHandlers } from "./internal/transport.js"
 import type * as Message from "./Message.js"
+import type { RawSocket, SocketHandlers } from "./Transport.js"
 
 /**
  * A message to broadcast. `namespace` is required on the wire (it defaults to `""`);

@@ -11,23 +11,13 @@
  * @internal
  */
 
-import type { SharedText } from "./transport.js"
+import type { Frame, Sink } from "../Transport.js"
 
 /** @internal */
-export type Frame = string | Uint8Array | SharedText
+export type { Frame, Sink } from "../Transport.js"
 
 /** @internal */
 export type OverflowStrategy = "sliding" | "dropping" | "disconnect"
-
-/** @internal */
-export interface Sink {
-  /** writes frames synchronously in order as one batch */
-  readonly write: (frames: ReadonlyArray<Frame>) => void
-  /** bytes accepted by the socket but not yet handed to the OS */
-  readonly bufferedAmount: () => number
-  /** calls `f` once everything written so far has been flushed */
-  readonly whenFlushed: (f: () => void) => void
-}
 
 /** @internal */
 export const enum OfferResult {

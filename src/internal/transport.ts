@@ -1,30 +1,14 @@
 /**
- * The seam between a connection and whatever carries its frames: a `ws` socket
- * on Node, a browser `WebSocket`, or the in-memory transport of the test kit.
+ * The shared text frame of broadcasts; the transport types are public (Transport.ts).
  *
  * @internal
  */
-import type { Frame, Sink } from "./outbox.js"
+import type * as Transport from "../Transport.js"
+
+/** @internal */
+export type { RawSocket, SocketHandlers } from "../Transport.js"
 
 const encoder = new TextEncoder()
-
-/** @internal */
-export interface RawSocket extends Sink {
-  readonly close: (code: number, reason: string) => void
-  readonly terminate: () => void
-  /** sends a WebSocket ping; false when the transport cannot ping (browsers) */
-  readonly ping: () => boolean
-  /** stops delivering frames until `resume` (inbound backpressure) */
-  readonly pause: () => void
-  readonly resume: () => void
-}
-
-/** @internal */
-export interface SocketHandlers {
-  readonly onFrame: (frame: Frame) => void
-  readonly onPong: () => void
-  readonly onClose: (code: number, reason: string) => void
-}
 
 /**
  * A frame that is text on the wire, encoded to UTF-8 at most once however many
@@ -32,7 +16,7 @@ export interface SocketHandlers {
  *
  * @internal
  */
-export class SharedText {
+export class SharedText implements Transport.SharedText {
   private bytes_: Uint8Array | undefined
   /** the whole unmasked WebSocket frame, built once by a transport that writes raw frames */
   framed: Uint8Array | undefined
