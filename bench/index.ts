@@ -1,4 +1,6 @@
+import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
+import { printCluster, runCluster } from "./cluster.js"
 import { printCodec, runCodec } from "./codec.js"
 import { type Config, full, quick } from "./config.js"
 import { killAll } from "./lib/ipc.js"
@@ -31,6 +33,9 @@ if (config.fanout.some((group, i) => group.clients < chosen.fanout[i].clients)) 
   console.log(`  open files limit too low: fan-out capped at ${cap} clients`)
 }
 
+// the effect-neffos servers run the compiled package, as its users do (tsx adds its own costs)
+execFileSync("npx", ["tsc", "-p", "tsconfig.build.json"], { stdio: "inherit" })
+
 const codec = runCodec({ durationMs: 300, trials: 3 })
 printCodec(codec)
 
@@ -42,11 +47,22 @@ console.log("srv µs = server process CPU time (user + system) per delivery, rep
 printSummary(summary)
 if (run.notes.length > 0) console.log(`\nNotes:\n${run.notes.map((n) => `  - ${n}`).join("\n")}`)
 
+console.log("\nTwo instances through a stack exchange (Redis), one process: a room split between them")
+const cluster = await runCluster({ backend: "redis" }).catch((error: unknown) => {
+  console.log(`  skipped: ${error instanceof Error ? error.message : String(error)}`)
+  return undefined
+})
+if (cluster !== undefined) printCluster(cluster)
+
 const elapsedS = (Date.now() - startedAt.getTime()) / 1e3
 const out = new URL("results/latest.json", import.meta.url)
 fs.mkdirSync(new URL(".", out), { recursive: true })
 fs.writeFileSync(
   out,
-  JSON.stringify({ startedAt, elapsedS, machine: facts, config, codec, notes: run.notes, scenarios: summary }, null, 2)
+  JSON.stringify(
+    { startedAt, elapsedS, machine: facts, config, codec, notes: run.notes, scenarios: summary, cluster },
+    null,
+    2
+  )
 )
 console.log(`\nDone in ${elapsedS.toFixed(0)} s; results in bench/results/latest.json`)

@@ -6,8 +6,9 @@
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
-import { Events, Reply, Server } from "../../src/index.js"
-import * as NodeServer from "../../src/NodeServer.js"
+// the compiled package, as users run it (bench/index.ts builds it first); typed by the sources
+const { Events, Reply, Server } = (await import("../../dist/index.js" as string)) as typeof import("../../src/index.js")
+const NodeServer = (await import("../../dist/NodeServer.js" as string)) as typeof import("../../src/NodeServer.js")
 import { host } from "../lib/host.js"
 import { broadcastEvent, echoEvent, namespace } from "../lib/wire.js"
 

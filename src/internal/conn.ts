@@ -377,6 +377,10 @@ export class ConnImpl {
       }
       return
     }
+    if (
+      this.phase === OPEN && !this.dispatching && this.inboundHead === this.inbound.length &&
+      this.outbox.size * 2 < this.outbox.capacity && this.handleNow(decoded)
+    ) return
     this.enqueue(decoded)
   }
 
@@ -773,52 +777,90 @@ export class ConnImpl {
   }
 
   private handleEvent(m: Message.Message): Effect.Effect<void> {
+    const ns = this.eventTarget(m)
+    return ns === undefined ? Effect.void : this.runHandler(this.handlerFor(m.namespace, m.event)!, ns, m)
+  }
+
+  /**
+   * The namespace of a user event with a handler; otherwise the event is answered
+   * (or dropped) here and the result is undefined.
+   */
+  private eventTarget(m: Message.Message): NSConnImpl | undefined {
     const isAsk = m.wait.length > 0
     const ns = this.nsMap.get(m.namespace)
     if (ns === undefined) {
       // unlike Go neffos, an ask on a namespace the connection never connected gets an answer
       if (isAsk) this.writeError(m, "bad namespace")
-      return Effect.void
+      return undefined
     }
     if (m.room.length > 0 && !ns.roomMap.has(m.room)) {
       if (isAsk) this.writeError(m, "bad room")
-      return Effect.void
+      return undefined
     }
-    const handler = this.handlerFor(m.namespace, m.event)
-    if (handler === undefined) {
+    if (this.handlerFor(m.namespace, m.event) === undefined) {
       if (isAsk && this.config.answerUnrepliedAsks) this.writeError(m, "unknown event")
-      return Effect.void
+      return undefined
     }
-    return this.runHandler(handler, ns, m)
+    return ns
+  }
+
+  /**
+   * The reader's fast path, when nothing else is waiting to be handled: a user
+   * event whose handler returns an already completed Effect (`Effect.succeed`,
+   * `Effect.fail`, ...) is answered at once, with no fiber. Anything else goes to
+   * the dispatcher as usual. Returns false when the message was not taken.
+   */
+  private handleNow(m: Message.Message): boolean {
+    if (m.native || m.event.charCodeAt(0) === 95 /* "_": system events */) return false
+    const ns = this.eventTarget(m)
+    if (ns !== undefined) {
+      let effect: Effect.Effect<void | Reply.Reply, unknown>
+      try {
+        effect = this.handlerFor(m.namespace, m.event)!(ns, m) as Effect.Effect<void | Reply.Reply, unknown>
+      } catch (defect) {
+        effect = Effect.die(defect)
+      }
+      if (Exit.isExit(effect)) {
+        const after = this.handleExit(m, effect as Exit.Exit<void | Reply.Reply, unknown>)
+        if (after !== Effect.void) Runtime.runFork(this.config.runtime)(after)
+      } else {
+        this.enqueue(Effect.flatMap(Effect.exit(effect), (exit) => this.handleExit(m, exit)))
+        return true
+      }
+    }
+    this.outbox.flushDirty()
+    return true
   }
 
   private runHandler(handler: AnyHandler, ns: NSConnImpl, m: Message.Message): Effect.Effect<void> {
     return invoke(handler, ns, m).pipe(
       Effect.exit,
-      Effect.flatMap((exit) => {
-        if (Exit.isSuccess(exit)) {
-          const value = exit.value
-          if (Reply.isReply(value)) {
-            this.write(this.encodeReply(m, value.body))
-          } else if (m.wait.length > 0 && this.config.answerUnrepliedAsks && !m.native) {
-            this.writeEmptyReply(m.wait)
-          }
-          return Effect.void
-        }
-        const cause = exit.cause
-        if (Cause.isInterruptedOnly(cause)) return Effect.void
-        const failure = Cause.failureOption(cause)
-        const text = Option.isSome(failure) ? errorText(failure.value) : "internal error"
-        const log = Option.isSome(failure)
-          ? Effect.void
-          : Effect.logError("effect-neffos: an event handler died", cause).pipe(
-            Effect.annotateLogs({ connection: this.id, namespace: m.namespace, event: m.event })
-          )
-        // never answer an error message with an error: two such handlers would ping-pong forever
-        if (m.error === undefined && !m.native) this.writeError(m, text)
-        return log
-      })
+      Effect.flatMap((exit) => this.handleExit(m, exit))
     )
+  }
+
+  /** Answers what a handler's outcome asks for; the result logs a defect. */
+  private handleExit(m: Message.Message, exit: Exit.Exit<void | Reply.Reply, unknown>): Effect.Effect<void> {
+    if (Exit.isSuccess(exit)) {
+      const value = exit.value
+      if (Reply.isReply(value)) {
+        this.write(this.encodeReply(m, value.body))
+      } else if (m.wait.length > 0 && this.config.answerUnrepliedAsks && !m.native) {
+        this.writeEmptyReply(m.wait)
+      }
+      return Effect.void
+    }
+    const cause = exit.cause
+    if (Cause.isInterruptedOnly(cause)) return Effect.void
+    const failure = Cause.failureOption(cause)
+    const text = Option.isSome(failure) ? errorText(failure.value) : "internal error"
+    // never answer an error message with an error: two such handlers would ping-pong forever
+    if (m.error === undefined && !m.native) this.writeError(m, text)
+    return Option.isSome(failure)
+      ? Effect.void
+      : Effect.logError("effect-neffos: an event handler died", cause).pipe(
+        Effect.annotateLogs({ connection: this.id, namespace: m.namespace, event: m.event })
+      )
   }
 
   private encodeReply(m: Message.Message, body: string | Uint8Array): Frame {
