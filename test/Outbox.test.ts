@@ -1,0 +1,147 @@
+/**
+ * The outbox, the write path's hot spot: batching keeps order, each overflow
+ * policy does what it says, congestion holds frames back, nothing is written
+ * before a hold is released.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import { type Frame, OfferResult, Outbox, type Sink } from "../src/internal/outbox.js"
+import { SharedText } from "../src/internal/transport.js"
+
+/** A sink that records every batch; `buffered` and `flushed` model a socket that does not drain. */
+class RecordingSink implements Sink {
+  readonly batches: Array<ReadonlyArray<string>> = []
+  buffered = 0
+  private drained: Array<() => void> = []
+  write(frames: ReadonlyArray<Frame>): void {
+    this.batches.push(frames.map((f) => (typeof f === "string" ? f : f instanceof Uint8Array ? "<bytes>" : f.text)))
+  }
+  bufferedAmount(): number {
+    return this.buffered
+  }
+  whenFlushed(f: () => void): void {
+    if (this.buffered === 0) f()
+    else this.drained.push(f)
+  }
+  drain(): void {
+    this.buffered = 0
+    const waiting = this.drained
+    this.drained = []
+    for (const f of waiting) f()
+  }
+  get written(): ReadonlyArray<string> {
+    return this.batches.flat()
+  }
+}
+
+/** One event-loop turn: the outbox flushes once per turn. */
+const turn = Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
+
+const make = (capacity: number, strategy: "sliding" | "dropping" | "disconnect", onOverflow = () => {}) => {
+  const sink = new RecordingSink()
+  return { sink, outbox: new Outbox(capacity, strategy, 1024, sink, onOverflow) }
+}
+
+const offerAll = (outbox: Outbox, frames: ReadonlyArray<string>) => frames.map((f) => outbox.offer(f))
+
+const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => String(from + i))
+
+describe("Outbox", () => {
+  it.live("writes what one turn queued as one batch, in order, across ring wrap-arounds", () =>
+    Effect.gen(function*() {
+      const { outbox, sink } = make(8, "sliding")
+      offerAll(outbox, range(0, 5))
+      yield* turn
+      offerAll(outbox, range(5, 13)) // wraps around the ring and grows it
+      yield* turn
+      assert.deepStrictEqual(sink.batches, [range(0, 5), range(5, 13)])
+      assert.strictEqual(outbox.written, 13)
+      assert.strictEqual(outbox.size, 0)
+    }))
+
+  it.live("sliding keeps the newest frames and counts the drops", () =>
+    Effect.gen(function*() {
+      const { outbox, sink } = make(4, "sliding")
+      const results = offerAll(outbox, range(0, 10))
+      assert.strictEqual(results.filter((r) => r === OfferResult.Dropped).length, 6)
+      yield* turn
+      assert.deepStrictEqual(sink.written, range(6, 10))
+      assert.strictEqual(outbox.dropped, 6)
+    }))
+
+  it.live("dropping keeps the oldest frames and counts the drops", () =>
+    Effect.gen(function*() {
+      const { outbox, sink } = make(4, "dropping")
+      offerAll(outbox, range(0, 10))
+      yield* turn
+      assert.deepStrictEqual(sink.written, range(0, 4))
+      assert.strictEqual(outbox.dropped, 6)
+    }))
+
+  it.live("disconnect reports the overflow once and takes nothing more after a close", () =>
+    Effect.gen(function*() {
+      let overflows = 0
+      const { outbox } = make(2, "disconnect", () => {
+        overflows++
+        outbox.close()
+      })
+      assert.deepStrictEqual(offerAll(outbox, ["a", "b", "c", "d"]), [
+        OfferResult.Queued,
+        OfferResult.Queued,
+        OfferResult.Overflow,
+        OfferResult.Closed
+      ])
+      assert.strictEqual(overflows, 1)
+      assert.isTrue(outbox.isClosed)
+    }))
+
+  it.live("a congested socket holds frames in the outbox until it drains", () =>
+    Effect.gen(function*() {
+      const { outbox, sink } = make(100, "sliding")
+      sink.buffered = 4096 // past the high-water mark
+      offerAll(outbox, range(0, 3))
+      yield* turn
+      assert.deepStrictEqual(sink.batches, [])
+      assert.strictEqual(outbox.size, 3)
+      offerAll(outbox, range(3, 5))
+      sink.drain()
+      yield* turn
+      assert.deepStrictEqual(sink.written, range(0, 5))
+    }))
+
+  it.live("nothing is written while held (a server before A<id>); the release writes in order", () =>
+    Effect.gen(function*() {
+      const { outbox, sink } = make(10, "sliding")
+      outbox.hold()
+      offerAll(outbox, ["x", "y"])
+      outbox.flushNow()
+      yield* turn
+      assert.deepStrictEqual(sink.batches, [])
+      outbox.release()
+      yield* turn
+      assert.deepStrictEqual(sink.batches, [["x", "y"]])
+    }))
+
+  it.live("flushDirty writes a dirty outbox now; onEmpty and onRoom wait for it", () =>
+    Effect.gen(function*() {
+      const { outbox, sink } = make(2, "dropping")
+      const events: Array<string> = []
+      offerAll(outbox, ["a", "b"])
+      outbox.onRoom(() => events.push("room"))
+      outbox.onEmpty(() => events.push("empty"))
+      assert.deepStrictEqual(events, [])
+      outbox.flushDirty()
+      assert.deepStrictEqual(sink.batches, [["a", "b"]])
+      assert.deepStrictEqual(events, ["room", "empty"])
+    }))
+
+  it.live("a shared broadcast frame is offered to many outboxes and written by each", () =>
+    Effect.gen(function*() {
+      const frame = new SharedText("hello")
+      const outboxes = [make(4, "sliding"), make(4, "sliding"), make(4, "sliding")]
+      for (const { outbox } of outboxes) outbox.offer(frame)
+      yield* turn
+      for (const { sink } of outboxes) assert.deepStrictEqual(sink.batches, [["hello"]])
+      assert.deepStrictEqual([...frame.bytes], [...new TextEncoder().encode("hello")])
+    }))
+})
