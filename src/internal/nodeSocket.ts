@@ -36,8 +36,8 @@ class WsSocket implements RawSocket {
     else if (frame instanceof Uint8Array) this.ws.send(frame, binaryOptions)
     else if (this.rawWrites && this.ws.readyState === 1 && this.sender._queue.length === 0) {
       // a broadcast: the same frame bytes for every receiver (servers do not mask), framed once
-      this.tcp.write(frame.framed ??= textFrame(frame.bytes))
-    } else this.ws.send(frame.bytes, textOptions)
+      this.tcp.write(frame.framed ??= textFrame(frame.text))
+    } else this.ws.send(frame.text, textOptions)
   }
   write(frames: ReadonlyArray<Frame>): void {
     if (frames.length === 1) return this.send(frames[0])
@@ -82,9 +82,9 @@ class WsSocket implements RawSocket {
 export const fromWebSocket = (ws: WS.WebSocket, side: "server" | "client"): RawSocket =>
   new WsSocket(ws, side === "server")
 
-/** An unmasked, final text frame (RFC 6455 5.2) around `payload`. */
-const textFrame = (payload: Uint8Array): Uint8Array => {
-  const length = payload.length
+/** An unmasked, final text frame (RFC 6455 5.2) of `text`: one buffer, the text encoded into it. */
+const textFrame = (text: string): Uint8Array => {
+  const length = Buffer.byteLength(text)
   const headerLength = length < 126 ? 2 : length < 65536 ? 4 : 10
   const frame = Buffer.allocUnsafe(headerLength + length)
   frame[0] = 0x81
@@ -98,7 +98,7 @@ const textFrame = (payload: Uint8Array): Uint8Array => {
     frame.writeUInt32BE(Math.floor(length / 2 ** 32), 2)
     frame.writeUInt32BE(length >>> 0, 6)
   }
-  frame.set(payload, headerLength)
+  frame.write(text, headerLength, "utf8")
   return frame
 }
 
