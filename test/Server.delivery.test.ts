@@ -38,6 +38,12 @@ const receiveAll = (client: RawClient, count: number) =>
     return seqs
   })
 
+/** An id generator naming the first connection `first` and the others `reader-<n>`. */
+const firstIs = (first: string) => {
+  let n = 0
+  return () => (n++ === 0 ? first : `reader-${n}`)
+}
+
 const range = (n: number) => Array.from({ length: n }, (_, i) => i)
 
 const padding = "x".repeat(4000)
@@ -146,10 +152,7 @@ describe("Server delivery", () => {
       Effect.gen(function*() {
         const { server, url } = yield* startServer({
           events,
-          idGenerator: (() => {
-            let n = 0
-            return () => (n++ === 0 ? "slow" : `reader-${n}`)
-          })(),
+          idGenerator: firstIs("slow"),
           outbox: { capacity, strategy, highWaterMark: 16 * 1024 }
         })
         const slow = yield* joinDefault(url)
@@ -210,10 +213,7 @@ describe("Server delivery", () => {
       Effect.gen(function*() {
         const { server, url } = yield* startServer({
           events,
-          idGenerator: (() => {
-            let n = 0
-            return () => (n++ === 0 ? "slow" : `reader-${n}`)
-          })(),
+          idGenerator: firstIs("slow"),
           strict: { writeTimeout: "30 seconds" },
           outbox: { capacity: 64, highWaterMark: 16 * 1024 }
         })
@@ -245,10 +245,7 @@ describe("Server delivery", () => {
       Effect.gen(function*() {
         const { server, url } = yield* startServer({
           events,
-          idGenerator: (() => {
-            let n = 0
-            return () => (n++ === 0 ? "stuck" : `reader-${n}`)
-          })(),
+          idGenerator: firstIs("stuck"),
           strict: { writeTimeout: "100 millis" },
           outbox: { capacity: 64, highWaterMark: 16 * 1024 }
         })

@@ -1,7 +1,6 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import * as neffos from "neffos.js"
@@ -134,19 +133,3 @@ export const neffosClient = (
     )
     return { conn, received, next }
   })
-
-/** Takes frames until one satisfies `f` (at most `limit`), returning the skipped ones too. */
-export const nextMatching = <A>(
-  take: Effect.Effect<A>,
-  f: (a: A) => boolean,
-  limit = 100
-): Effect.Effect<A> =>
-  Effect.gen(function*() {
-    for (let i = 0; i < limit; i++) {
-      const a = yield* take
-      if (f(a)) return a
-    }
-    return yield* Effect.die(new Error("no matching frame"))
-  })
-
-export const optionGet = <A>(o: Option.Option<A>): A => Option.getOrThrow(o)
