@@ -162,9 +162,10 @@ export const dial = <E, R>(
     }
 
     const table = (options?.events?.table ?? new Map()) as EventTable
+    const opened = yield* open({})
     const conn = new ConnImpl(
       "",
-      undefined as unknown as RawSocket,
+      opened.socket,
       {
         side: "client",
         events: table,
@@ -184,8 +185,6 @@ export const dial = <E, R>(
       0
     )
     conn.clientState = state
-    const opened = yield* open({})
-    conn.attach(opened.socket)
     const id = yield* handshake(conn, opened)
     setState({ _tag: "Open", id })
     yield* Effect.addFinalizer(() =>
