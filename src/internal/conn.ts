@@ -17,7 +17,7 @@ import type * as Stream from "effect/Stream"
 import * as SubscriptionRef from "effect/SubscriptionRef"
 import type * as Conn from "../Conn.js"
 import * as Errors from "../Errors.js"
-import type * as Message from "../Message.js"
+import * as Message from "../Message.js"
 import * as Reply from "../Reply.js"
 import * as msg from "./message.js"
 import { type Frame, nextTurn, OfferResult, Outbox, type OverflowStrategy } from "./outbox.js"
@@ -118,15 +118,17 @@ type PendingReply = (reply: Message.Message | undefined) => void
 
 let nextKey = 0
 
-const OnNamespaceConnect = "_OnNamespaceConnect"
-const OnNamespaceConnected = "_OnNamespaceConnected"
-const OnNamespaceDisconnect = "_OnNamespaceDisconnect"
-const OnRoomJoin = "_OnRoomJoin"
-const OnRoomJoined = "_OnRoomJoined"
-const OnRoomLeave = "_OnRoomLeave"
-const OnRoomLeft = "_OnRoomLeft"
-const OnAnyEvent = "_OnAnyEvent"
-const OnNativeMessage = "_OnNativeMessage"
+const {
+  OnAnyEvent,
+  OnNamespaceConnect,
+  OnNamespaceConnected,
+  OnNamespaceDisconnect,
+  OnNativeMessage,
+  OnRoomJoin,
+  OnRoomJoined,
+  OnRoomLeave,
+  OnRoomLeft
+} = Message
 
 /** @internal */
 export const errorText = (error: unknown): string => {
@@ -139,6 +141,17 @@ export const errorText = (error: unknown): string => {
   }
   const text = String(error)
   return text.length > 0 ? text : "error"
+}
+
+/**
+ * The error text a failed handler's cause stands for: its failure's text, or
+ * undefined for a defect (or an interruption).
+ *
+ * @internal
+ */
+export const failureText = (cause: Cause.Cause<unknown>): string | undefined => {
+  const failure = Cause.failureOption(cause)
+  return Option.isSome(failure) ? errorText(failure.value) : undefined
 }
 
 const lifecycle = (
@@ -486,7 +499,7 @@ export class ConnImpl {
     return Effect.forEach(Array.from(this.nsMap.values()), (ns) =>
       Effect.gen(this, function*() {
         const connected = yield* Effect.either(this.sendRequest(
-          msg.unsafeMake(ns.namespace, "", OnNamespaceConnect, "", undefined, false, this.newToken(), false, false),
+          this.requestMessage(ns.namespace, "", OnNamespaceConnect),
           undefined
         ))
         if (connected._tag === "Left") {
@@ -498,7 +511,7 @@ export class ConnImpl {
         yield* this.fire(ns, lifecycle(ns.namespace, "", OnNamespaceConnected, true, false))
         for (const room of Array.from(ns.roomMap.values())) {
           const joined = yield* Effect.either(this.sendRequest(
-            msg.unsafeMake(ns.namespace, room.name, OnRoomJoin, "", undefined, false, this.newToken(), false, false),
+            this.requestMessage(ns.namespace, room.name, OnRoomJoin),
             undefined
           ))
           if (joined._tag === "Left") {
@@ -624,8 +637,8 @@ export class ConnImpl {
       onSuccess: () => Effect.succeed(undefined),
       onFailure: (cause) => {
         if (Cause.isInterruptedOnly(cause)) return Effect.succeed("interrupted")
-        const failure = Cause.failureOption(cause)
-        if (Option.isSome(failure)) return Effect.succeed(errorText(failure.value))
+        const text = failureText(cause)
+        if (text !== undefined) return Effect.succeed(text)
         return Effect.as(
           Effect.logError("effect-neffos: a lifecycle handler died", cause).pipe(
             Effect.annotateLogs({ connection: this.id, namespace: ns.namespace, event: message.event })
@@ -852,11 +865,10 @@ export class ConnImpl {
     }
     const cause = exit.cause
     if (Cause.isInterruptedOnly(cause)) return Effect.void
-    const failure = Cause.failureOption(cause)
-    const text = Option.isSome(failure) ? errorText(failure.value) : "internal error"
+    const text = failureText(cause)
     // never answer an error message with an error: two such handlers would ping-pong forever
-    if (m.error === undefined && !m.native) this.writeError(m, text)
-    return Option.isSome(failure)
+    if (m.error === undefined && !m.native) this.writeError(m, text ?? "internal error")
+    return text !== undefined
       ? Effect.void
       : Effect.logError("effect-neffos: an event handler died", cause).pipe(
         Effect.annotateLogs({ connection: this.id, namespace: m.namespace, event: m.event })
@@ -953,6 +965,11 @@ export class ConnImpl {
     return this.config.side === "server" ? msg.serverToken() : msg.clientToken()
   }
 
+  /** A system request (connect, disconnect, join, leave) with a fresh token. */
+  private requestMessage(namespace: string, room: string, event: string): Message.Message {
+    return msg.unsafeMake(namespace, room, event, "", undefined, false, this.newToken(), false, false)
+  }
+
   /**
    * Sends `request` and waits for the reply carrying its token. `commit` runs
    * synchronously in the reader when a successful reply arrives, before any later
@@ -1030,7 +1047,7 @@ export class ConnImpl {
         return yield* Effect.fail(new Errors.Vetoed({ event: OnNamespaceConnect, namespace, room: "", text: veto }))
       }
       yield* this.sendRequest(
-        msg.unsafeMake(namespace, "", OnNamespaceConnect, "", undefined, false, this.newToken(), false, false),
+        this.requestMessage(namespace, "", OnNamespaceConnect),
         timeout,
         () => {
           if (this.phase !== CLOSED && !this.nsMap.has(namespace)) this.addNamespace(ns)
@@ -1050,7 +1067,7 @@ export class ConnImpl {
       if (this.phase === CLOSED) return yield* Effect.fail(this.closedError)
       if (ns.removed) return
       yield* this.sendRequest(
-        msg.unsafeMake(ns.namespace, "", OnNamespaceDisconnect, "", undefined, false, this.newToken(), false, false),
+        this.requestMessage(ns.namespace, "", OnNamespaceDisconnect),
         timeout
       )
       yield* this.leaveAllForced(ns)
@@ -1077,7 +1094,7 @@ export class ConnImpl {
         )
       }
       yield* this.sendRequest(
-        msg.unsafeMake(ns.namespace, name, OnRoomJoin, "", undefined, false, this.newToken(), false, false),
+        this.requestMessage(ns.namespace, name, OnRoomJoin),
         timeout,
         () => {
           if (this.phase !== CLOSED && !ns.removed && !ns.roomMap.has(name)) this.addRoom(room)
@@ -1100,7 +1117,7 @@ export class ConnImpl {
         )
       }
       yield* this.sendRequest(
-        msg.unsafeMake(ns.namespace, room.name, OnRoomLeave, "", undefined, false, this.newToken(), false, false),
+        this.requestMessage(ns.namespace, room.name, OnRoomLeave),
         timeout,
         () => this.removeRoom(room)
       )

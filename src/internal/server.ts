@@ -17,7 +17,7 @@ import * as Errors from "../Errors.js"
 import type * as Message from "../Message.js"
 import type * as Server from "../Server.js"
 import type * as StackExchange from "../StackExchange.js"
-import { type ConnHooks, ConnImpl, errorText, type EventTable, type NSConnImpl, type RoomImpl } from "./conn.js"
+import { type ConnHooks, ConnImpl, type EventTable, failureText, type NSConnImpl, type RoomImpl } from "./conn.js"
 import * as msg from "./message.js"
 import type { Frame } from "./outbox.js"
 import { Timers } from "./timers.js"
@@ -267,11 +267,8 @@ export const make = <E, R>(
       dropped: () => droppedFrames.unsafeUpdate(1, [])
     }
 
-    const rejectionText = (cause: Cause.Cause<unknown> | undefined): string => {
-      if (cause === undefined) return "rejected"
-      const failure = Cause.failureOption(cause)
-      return Option.isSome(failure) ? errorText(failure.value) : "internal error"
-    }
+    const rejectionText = (cause: Cause.Cause<unknown> | undefined): string =>
+      cause === undefined ? "rejected" : failureText(cause) ?? "internal error"
 
     const config = {
       side: "server" as const,
