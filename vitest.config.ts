@@ -13,6 +13,8 @@ export default defineConfig({
   test: {
     include: ["test/**/*.test.ts", "examples/**/*.test.ts"],
     testTimeout: 30_000,
+    // the memory tests check with WeakRefs that closed connections can be collected
+    poolOptions: { forks: { execArgv: ["--expose-gc"] } },
     hookTimeout: 30_000
   }
 })

@@ -121,6 +121,7 @@ export interface DialOptions<E, R> {
   readonly reconnectProbe?: "head" | "direct" | undefined
   readonly outbox?: {
     readonly capacity?: number | undefined
+    readonly maxBytes?: number | undefined
     readonly strategy?: "sliding" | "dropping" | "disconnect" | undefined
     readonly highWaterMark?: number | undefined
   } | undefined

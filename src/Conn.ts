@@ -45,6 +45,8 @@ export interface Request {
 export interface Stats {
   /** frames waiting in the outbox now */
   readonly outboxSize: number
+  /** what they weigh: bytes, text frames counted by their length */
+  readonly outboxBytes: number
   readonly outboxCapacity: number
   /** frames dropped by the outbox's overflow policy so far */
   readonly dropped: number

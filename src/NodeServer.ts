@@ -84,6 +84,10 @@ const upgrade = (
   head: Buffer,
   id?: string
 ) => {
+  if (!server.unsafeIsAccepting()) {
+    socket.end("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+    return
+  }
   webSocketServerFor(server).handleUpgrade(req, socket, head, (ws) => {
     nodeSocket.listen(
       ws,
@@ -147,9 +151,9 @@ export const layer = (options?: Options): Layer.Layer<NodeServer, never, Server.
   )
 
 /**
- * Listens until the scope closes. Upgraded sockets keep a Node server from
- * finishing its close, so they are closed first: by `beforeClose` (the server's
- * graceful shutdown), and what is left is not waited for.
+ * Listens until the scope closes. Then it stops listening at once, runs
+ * `beforeClose` (the server's graceful shutdown, which closes the upgraded sockets
+ * Node's server does not track) and closes what is left of the HTTP connections.
  */
 const listen = (http: Http.Server, port: number, host: string, beforeClose: Effect.Effect<void> = Effect.void) =>
   Effect.acquireRelease(
@@ -158,12 +162,9 @@ const listen = (http: Http.Server, port: number, host: string, beforeClose: Effe
       http.listen(port, host, () => resume(Effect.succeed(http.address() as Net.AddressInfo)))
     }),
     () =>
-      Effect.zipRight(
-        beforeClose,
-        Effect.sync(() => {
-          http.close()
-          http.closeAllConnections()
-        })
+      Effect.sync(() => http.close()).pipe(
+        Effect.zipRight(beforeClose),
+        Effect.zipRight(Effect.sync(() => http.closeAllConnections()))
       )
   )
 

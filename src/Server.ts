@@ -86,6 +86,11 @@ export type ServerEvent =
 export interface OutboxOptions {
   /** frames; default 1024 */
   readonly capacity?: number | undefined
+  /**
+   * bytes the queued frames may weigh (text counted by its length); default 4 MiB.
+   * A single frame larger than this is still taken by an empty outbox.
+   */
+  readonly maxBytes?: number | undefined
   readonly strategy?: "sliding" | "dropping" | "disconnect" | undefined
   /** socket bytes buffered beyond which the writer waits for the socket to drain; default 64 KiB */
   readonly highWaterMark?: number | undefined
@@ -128,11 +133,28 @@ export interface Options<E, R> {
   /** inbound messages queued per connection before the socket stops being read; default 256 */
   readonly inboundCapacity?: number | undefined
   /**
+   * The longest namespace, room or event name a client may send, in UTF-8 bytes;
+   * default 256. Longer ones are refused: an ask gets `name too long` (without the
+   * name echoed back), anything else is dropped.
+   */
+  readonly maxNameLength?: number | undefined
+  /**
+   * Rooms a client may join per connection, across namespaces; default 1,000.
+   * A join beyond it is answered `too many rooms`. Joins the server makes
+   * (`ns.joinRoom`) are not limited.
+   */
+  readonly maxRoomsPerConnection?: number | undefined
+  /**
    * Answer asks that would otherwise stay silent: an empty reply when the handler
    * returned no `Reply`, `unknown event` when there is no handler. Default true.
    */
   readonly answerUnrepliedAsks?: boolean | undefined
-  /** how long shutdown waits for outboxes to drain and connections to close; default 5 s */
+  /**
+   * How long shutdown waits for outboxes to drain; default 5 s. A connection still
+   * not drained then is closed with 1001 if its socket takes the rest, or dropped
+   * (1006, "shutdown timeout") if its socket is backed up; sockets whose close
+   * handshake is not over half a second later are dropped too.
+   */
   readonly shutdownTimeout?: Duration.DurationInput | undefined
 }
 
@@ -198,7 +220,13 @@ export interface Server {
     request: Conn.Request,
     options?: { readonly id?: string | undefined }
   ) => SocketHandlers
-  /** stops accepting, drains every outbox and closes every connection with 1001 */
+  /** For transports: false once shutdown started (refuse upgrades, e.g. with 503). */
+  readonly unsafeIsAccepting: () => boolean
+  /**
+   * Stops accepting (handshakes in progress are closed with 1001), drains every
+   * outbox and closes every connection with 1001, within `shutdownTimeout`.
+   * Completes when every socket is closed; a second call waits for the first.
+   */
   readonly shutdown: Effect.Effect<void>
 }
 

@@ -37,9 +37,26 @@ class RecordingSink implements Sink {
 /** One event-loop turn: the outbox flushes once per turn. */
 const turn = Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
 
-const make = (capacity: number, strategy: "sliding" | "dropping" | "disconnect", onOverflow = () => {}) => {
+const make = (
+  capacity: number,
+  strategy: "sliding" | "dropping" | "disconnect",
+  onOverflow = () => {},
+  maxBytes = Infinity
+) => {
   const sink = new RecordingSink()
-  return { sink, outbox: new Outbox(capacity, strategy, 1024, sink, onOverflow) }
+  return { sink, outbox: new Outbox(capacity, strategy, 1024, maxBytes, sink, onOverflow) }
+}
+
+/** An outbox whose socket is backed up (past the high-water mark): a slow consumer, whose policy drops. */
+const backedUp = (
+  capacity: number,
+  strategy: "sliding" | "dropping" | "disconnect",
+  onOverflow = () => {},
+  maxBytes = Infinity
+) => {
+  const made = make(capacity, strategy, onOverflow, maxBytes)
+  made.sink.buffered = 4096
+  return made
 }
 
 const offerAll = (outbox: Outbox, frames: ReadonlyArray<string>) => frames.map((f) => outbox.offer(f))
@@ -61,9 +78,10 @@ describe("Outbox", () => {
 
   it.live("sliding keeps the newest frames and counts the drops", () =>
     Effect.gen(function*() {
-      const { outbox, sink } = make(4, "sliding")
+      const { outbox, sink } = backedUp(4, "sliding")
       const results = offerAll(outbox, range(0, 10))
       assert.strictEqual(results.filter((r) => r === OfferResult.Dropped).length, 6)
+      sink.drain()
       yield* turn
       assert.deepStrictEqual(sink.written, range(6, 10))
       assert.strictEqual(outbox.dropped, 6)
@@ -71,17 +89,78 @@ describe("Outbox", () => {
 
   it.live("dropping keeps the oldest frames and counts the drops", () =>
     Effect.gen(function*() {
-      const { outbox, sink } = make(4, "dropping")
+      const { outbox, sink } = backedUp(4, "dropping")
       offerAll(outbox, range(0, 10))
+      sink.drain()
       yield* turn
       assert.deepStrictEqual(sink.written, range(0, 4))
       assert.strictEqual(outbox.dropped, 6)
     }))
 
+  it.live("a full outbox whose socket is not backed up is written at once instead of dropping", () =>
+    Effect.gen(function*() {
+      for (const strategy of ["sliding", "dropping", "disconnect"] as const) {
+        const { outbox, sink } = make(4, strategy, () => assert.fail("no overflow"))
+        const results = offerAll(outbox, range(0, 10))
+        assert.isTrue(results.every((r) => r === OfferResult.Queued), strategy)
+        // the first four went out when the fifth came, the next four with the ninth
+        assert.deepStrictEqual(sink.batches, [range(0, 4), range(4, 8)], strategy)
+        yield* turn
+        assert.deepStrictEqual(sink.written, range(0, 10), strategy)
+        assert.strictEqual(outbox.dropped, 0, strategy)
+      }
+    }))
+
+  it.live("the write-through stops once the socket is backed up: then the policy drops", () =>
+    Effect.gen(function*() {
+      const { outbox, sink } = make(2, "sliding")
+      offerAll(outbox, ["a", "b"])
+      sink.buffered = 4096 // the next write-through leaves the socket backed up
+      offerAll(outbox, ["c"])
+      assert.deepStrictEqual(sink.written, []) // backed up before writing: nothing written
+      assert.strictEqual(outbox.dropped, 1)
+      sink.drain()
+      yield* turn
+      assert.deepStrictEqual(sink.written, ["b", "c"])
+    }))
+
+  it.live("an outbox is bounded by bytes: sliding drops as many old frames as the new one needs", () =>
+    Effect.gen(function*() {
+      const { outbox, sink } = backedUp(100, "sliding", undefined, 10)
+      offerAll(outbox, ["aaaa", "bbbb", "cc"]) // 10 bytes
+      assert.strictEqual(outbox.bytes, 10)
+      offerAll(outbox, ["dddddd"]) // needs 6: drops aaaa and bbbb
+      assert.strictEqual(outbox.bytes, 8)
+      assert.strictEqual(outbox.dropped, 2)
+      offerAll(outbox, ["x".repeat(50)]) // larger than the bound: taken alone
+      assert.strictEqual(outbox.size, 1)
+      assert.strictEqual(outbox.dropped, 4)
+      sink.drain()
+      yield* turn
+      assert.deepStrictEqual(sink.written, ["x".repeat(50)])
+      assert.strictEqual(outbox.bytes, 0)
+    }))
+
+  it.live("offerIfRoom stores nothing when full; onRoom calls back once a flush made room", () =>
+    Effect.gen(function*() {
+      const { outbox, sink } = backedUp(2, "sliding")
+      assert.isTrue(outbox.offerIfRoom("a"))
+      assert.isTrue(outbox.offerIfRoom("b"))
+      assert.isFalse(outbox.offerIfRoom("c"))
+      let room = false
+      outbox.onRoom(() => (room = true))
+      assert.isFalse(room)
+      sink.drain()
+      yield* turn
+      assert.isTrue(room)
+      assert.isTrue(outbox.offerIfRoom("c"))
+      assert.strictEqual(outbox.dropped, 0)
+    }))
+
   it.live("disconnect reports the overflow once and takes nothing more after a close", () =>
     Effect.gen(function*() {
       let overflows = 0
-      const { outbox } = make(2, "disconnect", () => {
+      const { outbox } = backedUp(2, "disconnect", () => {
         overflows++
         outbox.close()
       })

@@ -174,12 +174,16 @@ export const dial = <E, R>(
         inboundCapacity: 256,
         answerUnrepliedAsks: false,
         native: table.get("")?.has("_OnNativeMessage") === true ? "fallback" : "none",
+        // a client trusts the server it chose to dial with its names and rooms
+        maxNameLength: Infinity,
+        maxRooms: Infinity,
         hooks
       },
       {
         capacity: options?.outbox?.capacity ?? 1024,
         strategy: options?.outbox?.strategy ?? "sliding",
-        highWaterMark: options?.outbox?.highWaterMark ?? 64 * 1024
+        highWaterMark: options?.outbox?.highWaterMark ?? 64 * 1024,
+        maxBytes: options?.outbox?.maxBytes ?? 4 * 1024 * 1024
       },
       { url, headers, remoteAddress: undefined },
       0

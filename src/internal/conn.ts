@@ -21,6 +21,7 @@ import * as Message from "../Message.js"
 import * as Reply from "../Reply.js"
 import * as msg from "./message.js"
 import { type Frame, nextTurn, OfferResult, Outbox, type OverflowStrategy } from "./outbox.js"
+import type { Entry } from "./timers.js"
 import type { RawSocket, SocketHandlers } from "./transport.js"
 
 /** @internal */
@@ -41,6 +42,7 @@ export interface OutboxConfig {
   readonly capacity: number
   readonly strategy: OverflowStrategy
   readonly highWaterMark: number
+  readonly maxBytes: number
 }
 
 /** @internal */
@@ -84,6 +86,10 @@ export interface ConnConfig {
   readonly inboundCapacity: number
   readonly answerUnrepliedAsks: boolean
   readonly native: "none" | "fallback" | "only"
+  /** longest namespace, room or event name a peer may send, in UTF-8 bytes */
+  readonly maxNameLength: number
+  /** rooms a peer may join per connection */
+  readonly maxRooms: number
   readonly hooks: ConnHooks
 }
 
@@ -129,6 +135,18 @@ const {
   OnRoomLeave,
   OnRoomLeft
 } = Message
+
+/** Whether `name` is at most `max` bytes in UTF-8, without encoding it when the length alone decides. */
+const fitsBytes = (name: string, max: number): boolean => {
+  if (name.length * 3 <= max) return true
+  if (name.length > max) return false
+  let bytes = 0
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i)
+    bytes += c < 0x80 ? 1 : c < 0x800 ? 2 : c >= 0xd800 && c <= 0xdbff ? (i++, 4) : 3
+  }
+  return bytes <= max
+}
 
 /** @internal */
 export const errorText = (error: unknown): string => {
@@ -187,6 +205,14 @@ export class ConnImpl {
   awaitingPong = false
   pingSeq = 0
   invalidFrames = 0
+  /** rooms joined, across namespaces */
+  roomCount = 0
+  /** the server's pending deadlines for this connection, cancelled when it closes */
+  handshakeTimer: Entry<unknown> | undefined
+  pingTimer: Entry<unknown> | undefined
+  pongTimer: Entry<unknown> | undefined
+  private socketClosed = false
+  private socketClosedWaiter: (() => void) | undefined
   private accepted_ = false
   private ackWaiter: ((ack: Ack) => void) | undefined
   private namespaceWaiters_: Map<string, Array<(ns: NSConnImpl) => void>> | undefined
@@ -208,6 +234,7 @@ export class ConnImpl {
       outbox.capacity,
       outbox.strategy,
       outbox.highWaterMark,
+      outbox.maxBytes,
       socket,
       () => this.onOverflow()
     )
@@ -272,6 +299,7 @@ export class ConnImpl {
   get stats(): Effect.Effect<Conn.Stats> {
     return Effect.sync(() => ({
       outboxSize: this.outbox.size,
+      outboxBytes: this.outbox.bytes,
       outboxCapacity: this.outbox.capacity,
       dropped: this.outbox.dropped,
       written: this.outbox.written
@@ -355,7 +383,21 @@ export class ConnImpl {
   }
 
   onClose(code: number, reason: string): void {
+    this.socketClosed = true
+    const waiter = this.socketClosedWaiter
+    this.socketClosedWaiter = undefined
+    waiter?.()
     this.terminated(code, reason)
+  }
+
+  /** Calls `f` once the transport reports the socket closed (the close handshake is over). */
+  whenSocketClosed(f: () => void): void {
+    if (this.socketClosed) return f()
+    const previous = this.socketClosedWaiter
+    this.socketClosedWaiter = previous === undefined ? f : () => {
+      previous()
+      f()
+    }
   }
 
   onFrame(frame: Frame): void {
@@ -390,11 +432,31 @@ export class ConnImpl {
       }
       return
     }
+    if (!decoded.native && this.hasLongName(decoded)) return this.refuseLongName(decoded)
     if (
       this.phase === OPEN && !this.dispatching && this.inboundHead === this.inbound.length &&
-      this.outbox.size * 2 < this.outbox.capacity && this.handleNow(decoded)
+      !this.outbox.isHalfFull && this.handleNow(decoded)
     ) return
     this.enqueue(decoded)
+  }
+
+  private hasLongName(m: Message.Message): boolean {
+    const max = this.config.maxNameLength
+    return !fitsBytes(m.namespace, max) || !fitsBytes(m.room, max) ||
+      (!fitsBytes(m.event, max) && !Message.isSystemEvent(m.event))
+  }
+
+  /** Answers an ask whose names are too long, without echoing them; anything else is dropped. */
+  private refuseLongName(m: Message.Message): void {
+    this.invalidFrames++
+    if (m.wait.length === 0 || m.error !== undefined || m.isNoOp) return
+    const max = this.config.maxNameLength
+    const keep = (name: string) => (fitsBytes(name, max) ? name : "")
+    const event = Message.isSystemEvent(m.event) ? m.event : keep(m.event)
+    this.writeError(
+      msg.unsafeMake(keep(m.namespace), keep(m.room), event, "", undefined, false, m.wait, false, false),
+      "name too long"
+    )
   }
 
   /** PROTOCOL.md 1.5: a server takes every token but `$...` as a reply; a client takes `$...` and `#...`. */
@@ -484,10 +546,12 @@ export class ConnImpl {
       this.outboxConfig.capacity,
       this.outboxConfig.strategy,
       this.outboxConfig.highWaterMark,
+      this.outboxConfig.maxBytes,
       socket,
       () => this.onOverflow()
     )
     this.phase = HANDSHAKE
+    this.socketClosed = false
   }
 
   /**
@@ -576,7 +640,7 @@ export class ConnImpl {
         // a peer that asks faster than it reads the replies waits here (and then its socket is
         // paused by the inbound bound) instead of losing replies to its own outbox's policy
         return Effect.zipRight(
-          this.outbox.size * 2 >= this.outbox.capacity ? Effect.zipRight(this.written, run) : run,
+          this.outbox.isHalfFull ? Effect.zipRight(this.written, run) : run,
           loop
         )
       })
@@ -744,6 +808,10 @@ export class ConnImpl {
       }
       if (ns.roomMap.has(m.room)) {
         this.writeEmptyReply(m.wait)
+        return Effect.void
+      }
+      if (this.roomCount >= this.config.maxRooms) {
+        this.writeError(m, "too many rooms")
         return Effect.void
       }
       const room = new RoomImpl(ns, m.room)
@@ -931,6 +999,7 @@ export class ConnImpl {
 
   addRoom(room: RoomImpl): void {
     room.ns.roomMap.set(room.name, room)
+    this.roomCount++
     this.config.hooks.roomChanged(room, true)
   }
 
@@ -938,6 +1007,7 @@ export class ConnImpl {
     if (room.ns.roomMap.get(room.name) !== room) return
     room.removed = true
     room.ns.roomMap.delete(room.name)
+    this.roomCount--
     this.config.hooks.roomChanged(room, false)
   }
 
@@ -1165,8 +1235,16 @@ export class ConnImpl {
     this.phase = CLOSED
     this.closeCode = code
     this.closeReason = reason
+    this.cancelTimers()
     const dispatcher = this.dropSocketState()
     Runtime.runFork(this.config.runtime)(this.closeSequence(dispatcher))
+  }
+
+  private cancelTimers(): void {
+    if (this.handshakeTimer !== undefined) this.handshakeTimer.value = undefined
+    if (this.pingTimer !== undefined) this.pingTimer.value = undefined
+    if (this.pongTimer !== undefined) this.pongTimer.value = undefined
+    this.handshakeTimer = this.pingTimer = this.pongTimer = undefined
   }
 
   /** What dies with a socket: the outbox, pending asks, queued messages, the running handler. */

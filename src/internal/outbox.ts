@@ -8,6 +8,11 @@
  * per connection on this path: waking a fiber per receiver costs more than the
  * socket write itself (see README, "Design").
  *
+ * The outbox is bounded by frames and by bytes. When it is full but its socket is
+ * not backed up (below the high-water mark), what it holds is written at once
+ * instead of waiting for the turn's flush: only a connection whose socket itself
+ * is backed up is a slow consumer, whose frames the overflow strategy drops.
+ *
  * @internal
  */
 
@@ -32,6 +37,7 @@ export class Outbox {
   private buffer: Array<Frame | undefined>
   private head = 0
   private size_ = 0
+  private bytes_ = 0
   private dirty = false
   private congested = false
   private closed = false
@@ -45,6 +51,7 @@ export class Outbox {
     readonly capacity: number,
     readonly strategy: OverflowStrategy,
     readonly highWaterMark: number,
+    readonly maxBytes: number,
     private readonly sink: Sink,
     private readonly onOverflow: () => void
   ) {
@@ -55,6 +62,11 @@ export class Outbox {
     return this.size_
   }
 
+  /** bytes of the frames waiting (text frames counted by their length) */
+  get bytes(): number {
+    return this.bytes_
+  }
+
   get isClosed(): boolean {
     return this.closed
   }
@@ -62,14 +74,18 @@ export class Outbox {
   /** Stores a frame, applying the overflow strategy when full. */
   offer(frame: Frame): OfferResult {
     if (this.closed) return OfferResult.Closed
-    if (this.size_ >= this.capacity) {
+    const n = frameBytes(frame)
+    if (this.isFullFor(n) && !this.writeThrough()) {
       switch (this.strategy) {
         case "sliding": {
-          this.buffer[this.head] = undefined
-          this.head = (this.head + 1) % this.buffer.length
-          this.size_--
-          this.dropped++
-          this.push(frame)
+          do {
+            this.bytes_ -= frameBytes(this.buffer[this.head]!)
+            this.buffer[this.head] = undefined
+            this.head = (this.head + 1) % this.buffer.length
+            this.size_--
+            this.dropped++
+          } while (this.isFullFor(n))
+          this.push(frame, n)
           return OfferResult.Dropped
         }
         case "dropping": {
@@ -83,18 +99,43 @@ export class Outbox {
         }
       }
     }
-    this.push(frame)
+    this.push(frame, n)
     return OfferResult.Queued
   }
 
-  /** True when a frame can be stored without dropping. */
-  get hasRoom(): boolean {
-    return this.size_ < this.capacity
+  /** Stores a frame only if that drops nothing; false when full (the caller waits with `onRoom`). */
+  offerIfRoom(frame: Frame): boolean {
+    if (this.closed) return true
+    const n = frameBytes(frame)
+    if (this.isFullFor(n) && !this.writeThrough()) return false
+    this.push(frame, n)
+    return true
   }
 
-  /** Calls `f` once the outbox has room (or is closed). */
+  /** Full for a frame of `n` bytes: at capacity, or past `maxBytes` (an empty outbox takes any frame). */
+  private isFullFor(n: number): boolean {
+    return this.size_ >= this.capacity || (this.size_ > 0 && this.bytes_ + n > this.maxBytes)
+  }
+
+  /** At least half full, by frames or by bytes: a peer's handlers wait for it to drain. */
+  get isHalfFull(): boolean {
+    return this.size_ * 2 >= this.capacity || this.bytes_ * 2 >= this.maxBytes
+  }
+
+  /**
+   * A full outbox whose socket is not backed up writes what it holds now, instead
+   * of dropping. Returns false when the socket is backed up (or writing is held).
+   */
+  private writeThrough(): boolean {
+    if (this.held || this.congested || this.sink.bufferedAmount() > this.highWaterMark) return false
+    this.flushAll()
+    if (this.sink.bufferedAmount() > this.highWaterMark) this.waitForDrain()
+    return true
+  }
+
+  /** Calls `f` once the outbox has room for another frame (or is closed). */
   onRoom(f: () => void): void {
-    if (this.closed || this.hasRoom) f()
+    if (this.closed || !this.isFullFor(0)) f()
     else (this.roomWaiters ??= []).push(f)
   }
 
@@ -124,14 +165,16 @@ export class Outbox {
     this.closed = true
     this.buffer = []
     this.size_ = 0
+    this.bytes_ = 0
     this.head = 0
     this.wake()
   }
 
-  private push(frame: Frame): void {
+  private push(frame: Frame, n: number): void {
     if (this.size_ === this.buffer.length) this.grow()
     this.buffer[(this.head + this.size_) % this.buffer.length] = frame
     this.size_++
+    this.bytes_ += n
     if (!this.dirty && !this.congested && !this.held) {
       this.dirty = true
       schedule(this)
@@ -157,6 +200,7 @@ export class Outbox {
   }
 
   private waitForDrain(): void {
+    if (this.congested) return
     this.congested = true
     this.sink.whenFlushed(() => {
       this.congested = false
@@ -170,7 +214,7 @@ export class Outbox {
   }
 
   private wake(): void {
-    if (this.roomWaiters !== undefined && (this.closed || this.hasRoom)) {
+    if (this.roomWaiters !== undefined && (this.closed || !this.isFullFor(0))) {
       const waiters = this.roomWaiters
       this.roomWaiters = undefined
       for (const f of waiters) f()
@@ -202,10 +246,15 @@ export class Outbox {
       this.head = (this.head + 1) % this.buffer.length
       this.size_--
     }
+    this.bytes_ = 0
     this.written += batch.length
     this.sink.write(batch)
   }
 }
+
+/** What a frame weighs in an outbox: bytes, or UTF-16 units for text (no encoding on the hot path). */
+const frameBytes = (frame: Frame): number =>
+  typeof frame === "string" ? frame.length : frame instanceof Uint8Array ? frame.byteLength : frame.text.length
 
 // -----------------------------------------------------------------------------
 // the flusher: one setImmediate per event-loop turn for every dirty outbox

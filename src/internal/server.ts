@@ -1,9 +1,11 @@
 /** @internal */
 import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as FiberId from "effect/FiberId"
 import * as HashMap from "effect/HashMap"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
@@ -79,7 +81,11 @@ const defaults = {
   writeTimeout: Duration.seconds(5),
   maxMessageSize: 1024 * 1024,
   inboundCapacity: 256,
-  outbox: { capacity: 1024, strategy: "sliding" as const, highWaterMark: 64 * 1024 }
+  maxNameLength: 256,
+  maxRoomsPerConnection: 1000,
+  outbox: { capacity: 1024, strategy: "sliding" as const, highWaterMark: 64 * 1024, maxBytes: 4 * 1024 * 1024 },
+  /** after shutdown closed a socket, how long its close handshake may take before it is dropped */
+  closeGrace: Duration.millis(500)
 }
 
 const isNativeOnly = (table: EventTable): boolean => {
@@ -110,7 +116,8 @@ export const make = <E, R>(
     const resolveOutbox = (o: Server.OutboxOptions | undefined) => ({
       capacity: Math.max(1, o?.capacity ?? defaults.outbox.capacity),
       strategy: o?.strategy ?? defaults.outbox.strategy,
-      highWaterMark: o?.highWaterMark ?? defaults.outbox.highWaterMark
+      highWaterMark: o?.highWaterMark ?? defaults.outbox.highWaterMark,
+      maxBytes: Math.max(1, o?.maxBytes ?? defaults.outbox.maxBytes)
     })
     const sharedOutbox = typeof options.outbox === "function" ? undefined : resolveOutbox(options.outbox)
     const outboxFor = (request: Conn.Request) =>
@@ -120,6 +127,9 @@ export const make = <E, R>(
     const lifecycle = yield* PubSub.unbounded<Server.ServerEvent>()
     const strictLock = yield* Effect.makeSemaphore(1)
     let accepting = true
+    const shutdownDone = Deferred.unsafeMake<void>(FiberId.none)
+    /** connections between their upgrade and their A<id> (or close) */
+    const handshaking = new Set<ConnImpl>()
 
     const update = (f: (s: State) => State): State => Effect.runSync(Ref.updateAndGet(state, f))
     const instanceId = crypto.randomUUID()
@@ -147,9 +157,9 @@ export const make = <E, R>(
       if (!conn.awaitingPong) {
         if (!conn.socket.ping()) return
         conn.awaitingPong = true
-        pongQueue.push({ conn, seq: ++conn.pingSeq })
+        conn.pongTimer = pongQueue.push({ conn, seq: ++conn.pingSeq })
       }
-      pingQueue.push(conn)
+      conn.pingTimer = pingQueue.push(conn)
     })
     const keepAlive = Duration.toMillis(options.pingInterval ?? defaults.pingInterval) > 0
     yield* Effect.forkScoped(timers.run)
@@ -230,6 +240,7 @@ export const make = <E, R>(
         publish({ _tag: added ? "RoomJoined" : "RoomLeft", conn, namespace, room: room.name })
       },
       handshake: (conn: ConnImpl) => {
+        if (!accepting) return conn.unsafeClose(1001, "server shutdown", false)
         const onConnect = options.onConnect
         if (onConnect === undefined) return conn.accept()
         Runtime.runFork(runtime)(
@@ -242,9 +253,15 @@ export const make = <E, R>(
           )
         )
       },
-      accepted: (conn: ConnImpl) => register(conn),
+      accepted: (conn: ConnImpl) => {
+        handshaking.delete(conn)
+        if (conn.handshakeTimer !== undefined) conn.handshakeTimer.value = undefined
+        conn.handshakeTimer = undefined
+        register(conn)
+      },
       closed: (conn: ConnImpl) =>
         Effect.gen(function*() {
+          handshaking.delete(conn)
           if (!conn.isAccepted) return
           unregister(conn)
           publish({ _tag: "Disconnected", conn, code: conn.closeCode, reason: conn.closeReason })
@@ -280,6 +297,8 @@ export const make = <E, R>(
       inboundCapacity: options.inboundCapacity ?? defaults.inboundCapacity,
       answerUnrepliedAsks: options.answerUnrepliedAsks ?? true,
       native,
+      maxNameLength: options.maxNameLength ?? defaults.maxNameLength,
+      maxRooms: options.maxRoomsPerConnection ?? defaults.maxRoomsPerConnection,
       hooks
     }
 
@@ -306,9 +325,10 @@ export const make = <E, R>(
         conn.markAccepted()
         conn.openNative()
       } else {
-        handshakeQueue.push(conn)
+        handshaking.add(conn)
+        conn.handshakeTimer = handshakeQueue.push(conn)
       }
-      if (keepAlive) pingQueue.push(conn)
+      if (keepAlive) conn.pingTimer = pingQueue.push(conn)
       return conn.handlers
     }
 
@@ -353,8 +373,7 @@ export const make = <E, R>(
         for (const conn of HashMap.values(members)) {
           if (conn.key === exceptKey || conn.id === exceptId) continue
           count++
-          if (conn.outbox.hasRoom) conn.write(frame)
-          else waiting.push(conn)
+          if (!conn.outbox.offerIfRoom(frame)) waiting.push(conn)
         }
         if (waiting.length === 0) return Effect.succeed(count)
         return Effect.as(
@@ -392,12 +411,23 @@ export const make = <E, R>(
         return Effect.zipRight(local, remote)
       })
 
+    /** Waits until the frame fits in the receiver's outbox; a receiver still full after writeTimeout is closed. */
     const strictWrite = (conn: ConnImpl, frame: Frame): Effect.Effect<void> =>
-      Effect.async<void>((resume) => conn.outbox.onRoom(() => resume(Effect.void))).pipe(
+      Effect.async<void>((resume) => {
+        let waiting = true
+        const attempt = () => {
+          if (!waiting) return
+          if (conn.outbox.offerIfRoom(frame)) resume(Effect.void)
+          else conn.outbox.onRoom(attempt)
+        }
+        conn.outbox.onRoom(attempt)
+        return Effect.sync(() => {
+          waiting = false
+        })
+      }).pipe(
         Effect.timeoutOption(writeTimeout),
-        Effect.map((room) => {
-          if (Option.isSome(room)) conn.write(frame)
-          else conn.unsafeClose(1008, "slow consumer", false)
+        Effect.map((written) => {
+          if (Option.isNone(written)) conn.unsafeClose(1008, "slow consumer", false)
         })
       )
 
@@ -510,19 +540,57 @@ export const make = <E, R>(
         publish(status._tag === "Up" ? { _tag: "StackExchangeUp" } : { _tag: "StackExchangeDown", error: status.error })
     }
 
+    /**
+     * Handshakes in progress are refused with 1001 at once; every connection closes
+     * with 1001 as soon as its outbox is drained. At `shutdownTimeout` the rest are
+     * closed too — dropped (1006) when their socket is backed up — and sockets whose
+     * close handshake is not over `closeGrace` later are dropped. Every wait is
+     * interruptible, so the deadlines hold also in a finalizer.
+     */
     const shutdown = Effect.suspend(() => {
-      if (!accepting) return Effect.void
+      if (!accepting) return Deferred.await(shutdownDone)
       accepting = false
-      return Effect.flatMap(Ref.get(state), (s) => {
-        const conns = Array.from(HashMap.values(s.all))
-        const drainAndClose = (conn: ConnImpl) =>
-          Effect.async<void>((resume) => conn.outbox.onEmpty(() => resume(Effect.void))).pipe(
-            Effect.timeoutOption(shutdownTimeout),
-            Effect.zipRight(Effect.sync(() => conn.unsafeClose(1001, "server shutdown"))),
-            Effect.zipRight(Effect.timeoutOption(conn.awaitClose, shutdownTimeout))
-          )
-        return Effect.forEach(conns, drainAndClose, { concurrency: "unbounded", discard: true })
+      const refused = Array.from(handshaking)
+      for (const conn of refused) conn.unsafeClose(1001, "server shutdown", false)
+      const conns = Array.from(HashMap.values(Effect.runSync(Ref.get(state)).all))
+      const drained = Effect.async<void>((resume) => {
+        let left = conns.length
+        if (left === 0) return resume(Effect.void)
+        for (const conn of conns) {
+          conn.outbox.onEmpty(() => {
+            conn.unsafeClose(1001, "server shutdown")
+            if (--left === 0) resume(Effect.void)
+          })
+        }
       })
+      const closing = [...refused, ...conns]
+      const socketsClosed = Effect.async<void>((resume) => {
+        let left = closing.length
+        if (left === 0) return resume(Effect.void)
+        for (const conn of closing) conn.whenSocketClosed(() => --left === 0 && resume(Effect.void))
+      })
+      return Effect.gen(function*() {
+        yield* Effect.interruptible(drained).pipe(Effect.timeoutOption(shutdownTimeout))
+        let dropped = 0
+        for (const conn of conns) {
+          if (conn.closed) continue
+          if (conn.socket.bufferedAmount() > conn.outbox.highWaterMark) {
+            dropped++
+            conn.unsafeTerminate(1006, "shutdown timeout")
+          } else {
+            conn.unsafeClose(1001, "server shutdown")
+          }
+        }
+        yield* Effect.interruptible(socketsClosed).pipe(Effect.timeoutOption(defaults.closeGrace))
+        for (const conn of closing) conn.socket.terminate()
+        yield* Effect.forEach(conns, (conn) => conn.awaitClose, { discard: true }).pipe(
+          Effect.interruptible,
+          Effect.timeoutOption(defaults.closeGrace)
+        )
+        yield* dropped === 0 ? Effect.void : Effect.logInfo(
+          `effect-neffos: shutdown dropped ${dropped} of ${conns.length} connections whose sockets were backed up at shutdownTimeout`
+        )
+      }).pipe(Effect.ensuring(Deferred.done(shutdownDone, Exit.void)))
     })
 
     const server: Server.Server = {
@@ -572,6 +640,7 @@ export const make = <E, R>(
       subscribe: PubSub.subscribe(lifecycle),
       maxMessageSize: options.maxMessageSize ?? defaults.maxMessageSize,
       unsafeAccept,
+      unsafeIsAccepting: () => accepting,
       shutdown
     }
 

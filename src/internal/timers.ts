@@ -10,9 +10,20 @@ import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 
+/**
+ * A scheduled entry; clearing its `value` cancels it and lets go of the value at
+ * once (a closed connection must not stay referenced until its deadline).
+ *
+ * @internal
+ */
+export interface Entry<A> {
+  readonly at: number
+  value: A | undefined
+}
+
 /** @internal */
 export class DelayQueue<A> {
-  private entries: Array<{ readonly at: number; readonly value: A }> = []
+  private entries: Array<Entry<A>> = []
   private head = 0
 
   constructor(
@@ -22,10 +33,12 @@ export class DelayQueue<A> {
   ) {}
 
   /** Schedules `value` to be due `delay` milliseconds from now. */
-  push(value: A): void {
+  push(value: A): Entry<A> {
     const wasEmpty = this.head === this.entries.length
-    this.entries.push({ at: this.timers.now() + this.delay, value })
+    const entry: Entry<A> = { at: this.timers.now() + this.delay, value }
+    this.entries.push(entry)
     if (wasEmpty) this.timers.wake()
+    return entry
   }
 
   get nextAt(): number {
@@ -36,7 +49,7 @@ export class DelayQueue<A> {
     while (this.head < this.entries.length && this.entries[this.head].at <= now) {
       const entry = this.entries[this.head]
       this.entries[this.head++] = undefined as any
-      this.onDue(entry.value)
+      if (entry.value !== undefined) this.onDue(entry.value)
     }
     if (this.head === this.entries.length) {
       this.entries = []
