@@ -12,6 +12,8 @@ export default defineConfig({
   },
   test: {
     include: ["test/**/*.test.ts", "examples/**/*.test.ts"],
+    // a Redis and a NATS of the run's own on free ports; fails at once when a program is missing
+    globalSetup: ["test/services.ts"],
     testTimeout: 30_000,
     // the memory tests check with WeakRefs that closed connections can be collected
     poolOptions: { forks: { execArgv: ["--expose-gc"] } },

@@ -10,6 +10,7 @@ import * as Http from "node:http"
 import type * as Net from "node:net"
 import * as path from "node:path"
 import { chromium } from "playwright-core"
+import { inject } from "vitest"
 import { ChatServer } from "../examples/chat.js"
 import * as NodeServer from "../src/NodeServer.js"
 
@@ -28,7 +29,7 @@ const bundle = Effect.promise(() =>
 const browser = Effect.acquireRelease(
   Effect.promise(() =>
     chromium.launch({
-      executablePath: "/usr/bin/chromium",
+      executablePath: inject("chromium"),
       args: [
         "--headless",
         "--no-sandbox",

@@ -4,14 +4,18 @@ import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { Redis } from "ioredis"
+import { inject } from "vitest"
 import { broker } from "./StackExchange.kit.js"
 import { suite } from "./StackExchange.suite.js"
+
+// the run's own Redis (test/services.ts)
+const redisUrl = inject("redisUrl")
 
 suite({
   name: "Redis",
   exchange: (prefix, port) =>
     RedisStackExchange.layer({
-      url: `redis://127.0.0.1:${port ?? 6379}`,
+      url: port === undefined ? redisUrl : `redis://127.0.0.1:${port}`,
       prefix,
       redis: { retryStrategy: () => 50 }
     }),
@@ -21,17 +25,17 @@ suite({
       prefix: Config.string("NEFFOS_PREFIX")
     }).pipe(
       Layer.provide(Layer.setConfigProvider(
-        ConfigProvider.fromMap(new Map([["REDIS_URL", "redis://127.0.0.1:6379"], ["NEFFOS_PREFIX", prefix]]))
+        ConfigProvider.fromMap(new Map([["REDIS_URL", redisUrl], ["NEFFOS_PREFIX", prefix]]))
       ))
     ),
   ownBroker: broker(
-    "redis-server",
+    inject("redisServer"),
     (port) => ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
     /Ready to accept connections/
   ),
   brokerChannels: (prefix) =>
     Effect.acquireRelease(
-      Effect.sync(() => new Redis("redis://127.0.0.1:6379", { lazyConnect: true })),
+      Effect.sync(() => new Redis(redisUrl, { lazyConnect: true })),
       (redis) => Effect.sync(() => redis.disconnect())
     ).pipe(
       Effect.flatMap((redis) => Effect.promise(() => redis.pubsub("CHANNELS", `${prefix}.*`) as Promise<Array<string>>))

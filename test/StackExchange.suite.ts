@@ -30,7 +30,7 @@ import {
 
 export interface Backend {
   readonly name: string
-  /** an exchange on the shared broker, or on the broker of the tests at `port` */
+  /** an exchange on the broker of the run (test/services.ts), or on the broker of the test at `port` */
   readonly exchange: (prefix: string, port?: number) => Layer.Layer<
     StackExchange.StackExchange,
     Errors.StackExchangeError
