@@ -124,6 +124,9 @@ type PendingReply = (reply: Message.Message | undefined) => void
 
 let nextKey = 0
 
+/** How long a connect reply's ping waits for its pong before `_OnNamespaceConnected` runs anyway. */
+const PONG_WAIT = Duration.seconds(1)
+
 const {
   OnAnyEvent,
   OnNamespaceConnect,
@@ -204,6 +207,9 @@ export class ConnImpl {
   /** keep-alive bookkeeping, driven by the server's timers */
   awaitingPong = false
   pingSeq = 0
+  /** `replyRead`: pongs still to come, and who waits for the last */
+  private pongsAwaited = 0
+  private pongWaiter: (() => void) | undefined
   invalidFrames = 0
   /** rooms joined, across namespaces */
   roomCount = 0
@@ -380,6 +386,11 @@ export class ConnImpl {
 
   onPong(): void {
     this.awaitingPong = false
+    if (this.pongWaiter !== undefined && --this.pongsAwaited === 0) {
+      const resume = this.pongWaiter
+      this.pongWaiter = undefined
+      resume()
+    }
   }
 
   onClose(code: number, reason: string): void {
@@ -671,6 +682,33 @@ export class ConnImpl {
     })
   }
 
+  /**
+   * Server side, after a connect reply: completes once the client has read the reply
+   * and finished what that read started, so that what `_OnNamespaceConnected` sends next
+   * reaches neffos.js after it stored the namespace. neffos.js stores it a few microtasks
+   * after the reply, and on Node `ws` hands it every frame of one TCP read synchronously:
+   * a frame in the same read as the reply is dropped, however late the server wrote it.
+   * So a ping follows the reply, and the wait ends at its pong: `ws` answers a ping while
+   * it processes the read that carries it (browsers and Go peers answer on their own), so
+   * whatever the server writes after the pong arrives can only reach the client in a
+   * later read, after those microtasks. An outstanding keep-alive ping's pong does not
+   * count; a peer that answers no ping holds the output at most `PONG_WAIT`.
+   */
+  private get replyRead(): Effect.Effect<void> {
+    return Effect.zipRight(
+      this.written,
+      Effect.async<void>((resume) => {
+        const pongs = this.awaitingPong ? 2 : 1
+        if (this.phase === CLOSED || !this.socket.ping()) return resume(Effect.void)
+        this.pongsAwaited = pongs
+        this.pongWaiter = () => resume(Effect.void)
+        return Effect.sync(() => {
+          this.pongWaiter = undefined
+        })
+      }).pipe(Effect.timeoutTo({ duration: PONG_WAIT, onSuccess: () => undefined, onTimeout: () => undefined }))
+    )
+  }
+
   private writeEmptyReply(wait: string): void {
     this.write(msg.emptyReply(wait))
   }
@@ -767,11 +805,10 @@ export class ConnImpl {
         }
         this.addNamespace(ns)
         this.writeEmptyReply(m.wait)
-        // neffos.js stores the namespace only after its connect promise resumed: a frame for the
-        // namespace that reaches it in the same read as the reply would be dropped. So what
-        // _OnNamespaceConnected sends goes out in a later write than the reply.
+        if (this.handlerFor(m.namespace, OnNamespaceConnected) === undefined) return Effect.void
+        // what _OnNamespaceConnected sends goes out after the peer has stored the namespace (`replyRead`)
         return Effect.zipRight(
-          this.written,
+          this.config.side === "server" ? this.replyRead : this.written,
           Effect.asVoid(this.fire(ns, lifecycle(m.namespace, "", OnNamespaceConnected, false, false)))
         )
       })
