@@ -107,6 +107,8 @@ export interface DialOptions<E, R> {
   /** request headers (in browsers sent as `X-Websocket-Header-*` query parameters) */
   readonly headers?: Readonly<Record<string, string>> | undefined
   readonly protocols?: ReadonlyArray<string> | undefined
+  /** maps a failed handler (answering a server's ask or request) to its error text; default `Events.defaultErrorText` */
+  readonly errorText?: Events.ErrorText | undefined
   /** default timeout of asks and requests; default 30 s */
   readonly askTimeout?: Duration.DurationInput | undefined
   /** how long to wait for `A<id>`; default 10 s */

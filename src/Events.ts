@@ -13,6 +13,7 @@
  * @since 0.1.0
  */
 import type * as Effect from "effect/Effect"
+import * as failure from "./internal/failure.js"
 import type * as Client from "./Client.js"
 import type * as Conn from "./Conn.js"
 import type * as Message from "./Message.js"
@@ -102,6 +103,52 @@ export type ErrorOf<M> = {
 export type ContextOf<M> = {
   [N in keyof M]: { [K in keyof M[N]]: M[N][K] extends Handler<any, any, infer R> ? R : never }[keyof M[N]]
 }[keyof M]
+
+/**
+ * How a handler failed: with an error of its error channel (`Fail`), or with a
+ * defect (`Die`). An interrupted handler sends nothing.
+ *
+ * @since 0.1.0
+ * @category failures
+ */
+export type HandlerFailure =
+  | { readonly _tag: "Fail"; readonly error: unknown }
+  | { readonly _tag: "Die"; readonly defect: unknown }
+
+/**
+ * Where a handler failed. `event` is `onConnect` for the server's `onConnect`.
+ *
+ * @since 0.1.0
+ * @category failures
+ */
+export interface FailureContext {
+  readonly connectionId: string
+  readonly namespace: string
+  readonly room: string
+  readonly event: string
+}
+
+/**
+ * Maps a failed handler to the error text its peer gets (the body of the error
+ * reply, a lifecycle veto, or the `H<reason>` of a refused handshake). The default,
+ * {@link defaultErrorText}, never sends a stack, a parse tree or a cause.
+ *
+ * @since 0.1.0
+ * @category failures
+ */
+export type ErrorText = (failure: HandlerFailure, context: FailureContext) => string
+
+/**
+ * The default error text: a defect is `internal error`; a Schema `ParseError` is
+ * `bad request`; a tagged error is its `message`, or its `_tag` when the message
+ * is empty; a string is itself; anything else is `error`. The defect is logged at
+ * error level and every other failure at debug level, with the connection id,
+ * namespace, room and event.
+ *
+ * @since 0.1.0
+ * @category failures
+ */
+export const defaultErrorText: (failure: HandlerFailure) => string = failure.defaultErrorText
 
 const variance = { NS: (_: unknown) => {}, E: (_: never) => _, R: (_: never) => _ }
 

@@ -109,6 +109,13 @@ export interface Options<E, R> {
    * `H<error text>` and a close with 1008. It may connect namespaces (`conn.connect`).
    */
   readonly onConnect?: ((conn: Conn.Conn) => Effect.Effect<void, unknown, R>) | undefined
+  /**
+   * Maps a failed handler (or `onConnect`, or a lifecycle veto) to the error text
+   * the client gets. Default: `Events.defaultErrorText` — `internal error` for a
+   * defect, `bad request` for a Schema `ParseError`, a tagged error's `message` (or
+   * `_tag`), never a stack, a parse tree or a cause.
+   */
+  readonly errorText?: Events.ErrorText | undefined
   /** runs after a connection closed and its forced leave/disconnect events fired */
   readonly onDisconnect?: ((conn: Conn.Conn) => Effect.Effect<void, never, R>) | undefined
   /** the outbox of every connection, or a function choosing it per connection */

@@ -10,6 +10,7 @@ import * as SubscriptionRef from "effect/SubscriptionRef"
 import type * as Client from "../Client.js"
 import * as Errors from "../Errors.js"
 import { type ConnectionState, type ConnHooks, ConnImpl, type EventTable } from "./conn.js"
+import { logsDebug } from "./failure.js"
 import type { RawSocket, SocketHandlers } from "./transport.js"
 
 /** @internal */
@@ -174,6 +175,8 @@ export const dial = <E, R>(
         inboundCapacity: 256,
         answerUnrepliedAsks: false,
         native: table.get("")?.has("_OnNativeMessage") === true ? "fallback" : "none",
+        errorText: options?.errorText,
+        logsDebug: logsDebug(runtime),
         // a client trusts the server it chose to dial with its names and rooms
         maxNameLength: Infinity,
         maxRooms: Infinity,

@@ -4,21 +4,21 @@
  *
  * @internal
  */
-import * as Cause from "effect/Cause"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
-import * as Option from "effect/Option"
 import * as Runtime from "effect/Runtime"
 import * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import * as SubscriptionRef from "effect/SubscriptionRef"
 import type * as Conn from "../Conn.js"
 import * as Errors from "../Errors.js"
+import type * as Events from "../Events.js"
 import * as Message from "../Message.js"
 import * as Reply from "../Reply.js"
+import { describe, failureOf } from "./failure.js"
 import * as msg from "./message.js"
 import { type Frame, nextTurn, OfferResult, Outbox, type OverflowStrategy } from "./outbox.js"
 import type { Entry } from "./timers.js"
@@ -86,6 +86,10 @@ export interface ConnConfig {
   readonly inboundCapacity: number
   readonly answerUnrepliedAsks: boolean
   readonly native: "none" | "fallback" | "only"
+  /** maps a failed handler to the error text its peer gets; default `failure.defaultErrorText` */
+  readonly errorText: ((failure: Events.HandlerFailure, context: Events.FailureContext) => string) | undefined
+  /** whether the runtime logs at debug level (expected handler failures are logged there) */
+  readonly logsDebug: boolean
   /** longest namespace, room or event name a peer may send, in UTF-8 bytes */
   readonly maxNameLength: number
   /** rooms a peer may join per connection */
@@ -149,30 +153,6 @@ const fitsBytes = (name: string, max: number): boolean => {
     bytes += c < 0x80 ? 1 : c < 0x800 ? 2 : c >= 0xd800 && c <= 0xdbff ? (i++, 4) : 3
   }
   return bytes <= max
-}
-
-/** @internal */
-export const errorText = (error: unknown): string => {
-  if (typeof error === "string") return error
-  if (typeof error === "object" && error !== null) {
-    const message = (error as { message?: unknown }).message
-    if (typeof message === "string" && message.length > 0) return message
-    const tag = (error as { _tag?: unknown })._tag
-    if (typeof tag === "string") return tag
-  }
-  const text = String(error)
-  return text.length > 0 ? text : "error"
-}
-
-/**
- * The error text a failed handler's cause stands for: its failure's text, or
- * undefined for a defect (or an interruption).
- *
- * @internal
- */
-export const failureText = (cause: Cause.Cause<unknown>): string | undefined => {
-  const failure = Cause.failureOption(cause)
-  return Option.isSome(failure) ? errorText(failure.value) : undefined
 }
 
 const lifecycle = (
@@ -738,15 +718,10 @@ export class ConnImpl {
     return Effect.matchCauseEffect(invoke(handler, ns, message), {
       onSuccess: () => Effect.succeed(undefined),
       onFailure: (cause) => {
-        if (Cause.isInterruptedOnly(cause)) return Effect.succeed("interrupted")
-        const text = failureText(cause)
-        if (text !== undefined) return Effect.succeed(text)
-        return Effect.as(
-          Effect.logError("effect-neffos: a lifecycle handler died", cause).pipe(
-            Effect.annotateLogs({ connection: this.id, namespace: ns.namespace, event: message.event })
-          ),
-          "internal error"
-        )
+        const failure = failureOf(cause)
+        if (failure === undefined) return Effect.succeed("interrupted")
+        const { log, text } = this.describeFailure(failure, ns.namespace, message.room, message.event)
+        return Effect.as(log, text)
       }
     })
   }
@@ -968,16 +943,24 @@ export class ConnImpl {
       }
       return Effect.void
     }
-    const cause = exit.cause
-    if (Cause.isInterruptedOnly(cause)) return Effect.void
-    const text = failureText(cause)
+    const failure = failureOf(exit.cause)
+    if (failure === undefined) return Effect.void
+    const { log, text } = this.describeFailure(failure, m.namespace, m.room, m.event)
     // never answer an error message with an error: two such handlers would ping-pong forever
-    if (m.error === undefined && !m.native) this.writeError(m, text ?? "internal error")
-    return text !== undefined
-      ? Effect.void
-      : Effect.logError("effect-neffos: an event handler died", cause).pipe(
-        Effect.annotateLogs({ connection: this.id, namespace: m.namespace, event: m.event })
-      )
+    if (m.error === undefined && !m.native) this.writeError(m, text)
+    return log
+  }
+
+  /** The error text of a failed handler (safe by default, or the application's `errorText`) and its log line. */
+  describeFailure(
+    failure: Events.HandlerFailure,
+    namespace: string,
+    room: string,
+    event: string
+  ): { readonly text: string; readonly log: Effect.Effect<void> } {
+    const described = describe(failure, { connectionId: this.id, namespace, room, event }, this.config.errorText)
+    // an expected failure is logged at debug level: skip the fiber when nobody would see it
+    return failure._tag === "Fail" && !this.config.logsDebug ? { text: described.text, log: Effect.void } : described
   }
 
   private encodeReply(m: Message.Message, body: string | Uint8Array): Frame {

@@ -1,5 +1,4 @@
 /** @internal */
-import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -19,7 +18,8 @@ import * as Errors from "../Errors.js"
 import type * as Message from "../Message.js"
 import type * as Server from "../Server.js"
 import type * as StackExchange from "../StackExchange.js"
-import { type ConnHooks, ConnImpl, type EventTable, failureText, type NSConnImpl, type RoomImpl } from "./conn.js"
+import { type ConnHooks, ConnImpl, type EventTable, type NSConnImpl, type RoomImpl } from "./conn.js"
+import { failureOf, logsDebug } from "./failure.js"
 import * as msg from "./message.js"
 import type { Frame } from "./outbox.js"
 import { Timers } from "./timers.js"
@@ -247,8 +247,10 @@ export const make = <E, R>(
           Effect.exit(Effect.suspend(() => onConnect(conn as unknown as Conn.Conn))).pipe(
             Effect.flatMap((exit) => {
               if (Exit.isSuccess(exit)) return Effect.sync(() => conn.accept())
-              const failure = Exit.isFailure(exit) ? exit.cause : undefined
-              return Effect.sync(() => conn.reject(rejectionText(failure)))
+              const failure = failureOf(exit.cause)
+              if (failure === undefined) return Effect.sync(() => conn.reject("rejected"))
+              const { log, text } = conn.describeFailure(failure, "", "", "onConnect")
+              return Effect.zipRight(log, Effect.sync(() => conn.reject(text)))
             })
           )
         )
@@ -284,9 +286,6 @@ export const make = <E, R>(
       dropped: () => droppedFrames.unsafeUpdate(1, [])
     }
 
-    const rejectionText = (cause: Cause.Cause<unknown> | undefined): string =>
-      cause === undefined ? "rejected" : failureText(cause) ?? "internal error"
-
     const config = {
       side: "server" as const,
       events: table,
@@ -297,6 +296,8 @@ export const make = <E, R>(
       inboundCapacity: options.inboundCapacity ?? defaults.inboundCapacity,
       answerUnrepliedAsks: options.answerUnrepliedAsks ?? true,
       native,
+      errorText: options.errorText,
+      logsDebug: logsDebug(baseRuntime),
       maxNameLength: options.maxNameLength ?? defaults.maxNameLength,
       maxRooms: options.maxRoomsPerConnection ?? defaults.maxRoomsPerConnection,
       hooks
