@@ -17,7 +17,7 @@ import * as Events from "../src/Events.js"
 import * as Message from "../src/Message.js"
 import * as Reply from "../src/Reply.js"
 import * as Server from "../src/Server.js"
-import { handshaken, rawClient, startServer } from "./utils.js"
+import { exposeGc, handshaken, rawClient, startServer } from "./utils.js"
 
 const events = Events.namespaces({
   default: {
@@ -162,6 +162,31 @@ describe("Server hardening", () => {
       const client = yield* rawClient(url)
       const closed = yield* client.closed
       assert.deepStrictEqual([closed.code, closed.reason], [1008, "handshake timeout"])
+    }))
+
+  it.scopedLive("a closed connection is not kept alive by the server's handshake and ping timers", () =>
+    Effect.gen(function*() {
+      const gc = exposeGc()
+      assert.isDefined(gc, "a full GC is available")
+      const refs: Array<WeakRef<Conn.Conn>> = []
+      const { server, url } = yield* startServer({
+        events,
+        onConnect: (conn) => Effect.sync(() => void refs.push(new WeakRef(conn)))
+      })
+      const lifecycle = yield* server.subscribe
+      const closeOne = Effect.gen(function*() {
+        const { client } = yield* connected(url)
+        client.ws.close()
+        while ((yield* Queue.take(lifecycle))._tag !== "Disconnected") {
+          // until the server ran the connection's close sequence
+        }
+      })
+      for (let i = 0; i < 5; i++) yield* closeOne
+      assert.strictEqual(yield* server.connectionCount, 0)
+      // a WeakRef made or read in this turn of the event loop keeps its target until the next one
+      yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 0)))
+      gc!()
+      assert.deepStrictEqual(refs.map((ref) => ref.deref() === undefined), [true, true, true, true, true])
     }))
 
   it.scopedLive("shutdown drains outboxes and closes every connection with 1001", () =>

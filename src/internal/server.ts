@@ -132,24 +132,34 @@ export const make = <E, R>(
     let runtime: Runtime.Runtime<any> = baseRuntime
 
     const timers = yield* Timers.make
-    const handshakeQueue = timers.queue<ConnImpl>(options.handshakeTimeout ?? defaults.handshakeTimeout, (conn) => {
-      if (!conn.closed && !conn.isAccepted) conn.unsafeClose(1008, "handshake timeout", false)
-    })
-    const pongQueue = timers.queue<{ conn: ConnImpl; seq: number }>(
-      options.pingTimeout ?? defaults.pingTimeout,
-      ({ conn, seq }) => {
-        if (!conn.closed && conn.awaitingPong && conn.pingSeq === seq) conn.unsafeTerminate(1006, "ping timeout")
+    // the deadlines hold their connections weakly: a closed connection (its socket, its unread
+    // input) must not stay in memory until its next ping or handshake deadline comes due
+    const handshakeQueue = timers.queue<WeakRef<ConnImpl>>(
+      options.handshakeTimeout ?? defaults.handshakeTimeout,
+      (ref) => {
+        const conn = ref.deref()
+        if (conn !== undefined && !conn.closed && !conn.isAccepted) conn.unsafeClose(1008, "handshake timeout", false)
       }
     )
-    const pingQueue = timers.queue<ConnImpl>(options.pingInterval ?? defaults.pingInterval, (conn) => {
-      if (conn.closed) return
+    const pongQueue = timers.queue<{ ref: WeakRef<ConnImpl>; seq: number }>(
+      options.pingTimeout ?? defaults.pingTimeout,
+      ({ ref, seq }) => {
+        const conn = ref.deref()
+        if (conn !== undefined && !conn.closed && conn.awaitingPong && conn.pingSeq === seq) {
+          conn.unsafeTerminate(1006, "ping timeout")
+        }
+      }
+    )
+    const pingQueue = timers.queue<WeakRef<ConnImpl>>(options.pingInterval ?? defaults.pingInterval, (ref) => {
+      const conn = ref.deref()
+      if (conn === undefined || conn.closed) return
       // an unanswered ping keeps its deadline: a newer ping would move pingSeq past it (pingInterval < pingTimeout)
       if (!conn.awaitingPong) {
         if (!conn.socket.ping()) return
         conn.awaitingPong = true
-        pongQueue.push({ conn, seq: ++conn.pingSeq })
+        pongQueue.push({ ref, seq: ++conn.pingSeq })
       }
-      pingQueue.push(conn)
+      pingQueue.push(ref)
     })
     const keepAlive = Duration.toMillis(options.pingInterval ?? defaults.pingInterval) > 0
     yield* Effect.forkScoped(timers.run)
@@ -302,13 +312,15 @@ export const make = <E, R>(
         conn.unsafeClose(1001, "server shutting down", false)
         return conn.handlers
       }
+      // an open connection is reachable through its socket's listeners; only a closed one is let go
+      const ref = new WeakRef(conn)
       if (nativeOnly) {
         conn.markAccepted()
         conn.openNative()
       } else {
-        handshakeQueue.push(conn)
+        handshakeQueue.push(ref)
       }
-      if (keepAlive) pingQueue.push(conn)
+      if (keepAlive) pingQueue.push(ref)
       return conn.handlers
     }
 
