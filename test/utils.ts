@@ -4,6 +4,8 @@ import * as Layer from "effect/Layer"
 import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import * as neffos from "neffos.js"
+import * as v8 from "node:v8"
+import * as vm from "node:vm"
 import WebSocket from "ws"
 import * as NodeServer from "../src/NodeServer.js"
 import * as Server from "../src/Server.js"
@@ -133,3 +135,17 @@ export const neffosClient = (
     )
     return { conn, received, next }
   })
+
+/**
+ * A full garbage collection, when V8 lets us have one: `--expose-gc` turned on at
+ * run time gives a fresh context its `gc`. Undefined when that does not work.
+ */
+export const exposeGc = (): (() => void) | undefined => {
+  try {
+    v8.setFlagsFromString("--expose-gc")
+    const gc = vm.runInNewContext("gc") as unknown
+    return typeof gc === "function" ? (gc as () => void) : undefined
+  } catch {
+    return undefined
+  }
+}
