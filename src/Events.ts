@@ -13,9 +13,9 @@
  * @since 0.1.0
  */
 import type * as Effect from "effect/Effect"
-import * as failure from "./internal/failure.js"
 import type * as Client from "./Client.js"
 import type * as Conn from "./Conn.js"
+import * as failure from "./internal/failure.js"
 import type * as Message from "./Message.js"
 import type * as Reply from "./Reply.js"
 

@@ -148,8 +148,8 @@ class LogRecorder {
   readonly logger = Logger.make<unknown, void>(({ cause, logLevel, message }) => {
     if (LogLevel.lessThan(logLevel, LogLevel.Warning) && !String(message).includes("unhandled")) return
     const text = Array.isArray(message) ? message.map(String).join(" ") : String(message)
-    // the `die` handler's defect is the one error the server is expected to log
-    if (text.includes("an event handler died") && String(cause).includes("fuzz: a handler defect")) {
+    // the defects of the `die` handler and of onConnect are the errors the server is expected to log
+    if (text.includes("a handler died") && /fuzz: (a handler|onConnect) defect/.test(String(cause))) {
       this.expected.set(text, (this.expected.get(text) ?? 0) + 1)
     } else if (this.unexpected.length < 20) {
       this.unexpected.push(`${logLevel.label} ${text} ${String(cause).slice(0, 500)}`)
