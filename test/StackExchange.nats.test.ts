@@ -7,12 +7,13 @@ import { suite } from "./StackExchange.suite.js"
 
 suite({
   name: "NATS",
-  exchange: (prefix, port) =>
+  exchange: (prefix, port, options) =>
     NatsStackExchange.layer({
       servers: `127.0.0.1:${port ?? 4222}`,
       prefix,
       requestTimeout: "300 millis",
-      nats: { reconnectTimeWait: 50 }
+      nats: { reconnectTimeWait: 50 },
+      ...options
     }),
   fromConfig: (prefix) =>
     NatsStackExchange.layerConfig({

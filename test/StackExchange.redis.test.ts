@@ -9,11 +9,12 @@ import { suite } from "./StackExchange.suite.js"
 
 suite({
   name: "Redis",
-  exchange: (prefix, port) =>
+  exchange: (prefix, port, options) =>
     RedisStackExchange.layer({
       url: `redis://127.0.0.1:${port ?? 6379}`,
       prefix,
-      redis: { retryStrategy: () => 50 }
+      redis: { retryStrategy: () => 50 },
+      ...options
     }),
   fromConfig: (prefix) =>
     RedisStackExchange.layerConfig({
