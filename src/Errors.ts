@@ -168,17 +168,39 @@ export type AskError = AskTimeout | RemoteError | ConnectionClosed | BadNamespac
 export type RequestError = AskTimeout | RemoteError | ConnectionClosed | BadNamespace | BadRoom | Vetoed
 
 /**
- * The broker of a `StackExchange` failed (or is unreachable): what was to cross
- * instances did not. Local delivery is not affected.
+ * Why a stack exchange operation failed:
+ *
+ * - `Down`: the broker is known to be down (connection lost, or not answering
+ *   within `brokerTimeout`); the operation failed at once without trying;
+ * - `Timeout`: the broker did not answer in time (a confirmation, a request, a
+ *   connection attempt);
+ * - `Overloaded`: too many publishes were already waiting for the broker
+ *   (`maxPendingPublishes` / `maxPendingBytes`); this one was dropped;
+ * - `Detached`: the server detached from the exchange, or the exchange closed;
+ * - `Broker`: the broker or its client refused or lost the operation (`cause` says why);
+ * - `Configuration`: the exchange's options are invalid.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type StackExchangeErrorReason = "Down" | "Timeout" | "Overloaded" | "Detached" | "Broker" | "Configuration"
+
+/**
+ * The broker of a `StackExchange` failed, is unreachable, or is too slow: what
+ * was to cross instances did not (or is not known to have). Local delivery is
+ * not affected.
  *
  * @since 0.1.0
  * @category errors
  */
 export class StackExchangeError extends Data.TaggedError("StackExchangeError")<{
   readonly operation: string
+  readonly reason: StackExchangeErrorReason
   readonly cause?: unknown
 }> {
   override get message() {
-    return `stack exchange ${this.operation} failed${this.cause instanceof Error ? `: ${this.cause.message}` : ""}`
+    return `stack exchange ${this.operation} failed (${this.reason})${
+      this.cause instanceof Error ? `: ${this.cause.message}` : ""
+    }`
   }
 }

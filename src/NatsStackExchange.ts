@@ -7,7 +7,10 @@
  * namespace, room and connection id with local members, plus its inbox and a
  * cluster subject. NATS does not say how many subscribers received a message, so
  * cross-instance counts and disconnects wait `requestTimeout` for the answers,
- * and a send or ask to an id nobody holds fails after it.
+ * and a send or ask to an id nobody holds fails after it. What an instance
+ * publishes in one event-loop turn leaves as one write followed by a `PING`, whose
+ * `PONG` confirms the batch; a flush every quarter of `brokerTimeout` tells a
+ * frozen server from a live one.
  *
  * ```ts
  * const Live = NodeServer.layer({ port: 8080 }).pipe(

@@ -6,7 +6,9 @@
  * patterns) to one channel per namespace, room and connection id with local
  * members, plus its inbox and a cluster channel. `PUBLISH` reports how many
  * instances received a request, so cross-instance sends, counts and
- * disconnects complete as soon as every one of them answered.
+ * disconnects complete as soon as every one of them answered. What an instance
+ * publishes in one event-loop turn leaves as one pipeline, and a `PING` on both
+ * connections every quarter of `brokerTimeout` tells a frozen Redis from a live one.
  *
  * ```ts
  * const Live = NodeServer.layer({ port: 8080 }).pipe(

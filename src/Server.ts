@@ -38,6 +38,13 @@ export interface BroadcastOptions {
   readonly except?: Conn.Conn | string | undefined
   /** lossless delivery in the same order at every receiver (see {@link Options.strict}) */
   readonly strict?: boolean | undefined
+  /**
+   * With a `StackExchange`: wait until the broker took the message for the other
+   * instances (at most its `brokerTimeout`), and fail with `StackExchangeError`
+   * (reason `Overloaded`, `Down` or `Timeout`) when it did not, instead of
+   * returning once delivered locally.
+   */
+  readonly confirm?: boolean | undefined
 }
 
 /**
@@ -177,8 +184,11 @@ export interface Server {
   /**
    * Sends a message to every connection of its namespace (and room, and id with
    * `to`), but `except`. The frame is encoded once; delivery never blocks on a slow
-   * receiver unless `strict`. With a `StackExchange`, the message also goes to the
-   * other instances (after local delivery); a broker failure is the error.
+   * receiver unless `strict`. With a `StackExchange`, the message is then queued
+   * for the other instances and the effect completes without waiting for the
+   * broker (unless `confirm`); it fails with `StackExchangeError` (local delivery
+   * done) when the exchange knows the broker is down. A publish beyond the
+   * exchange's bound on pending publishes is dropped and counted.
    */
   readonly broadcast: (message: Outgoing, options?: BroadcastOptions) => Effect.Effect<void, Errors.StackExchangeError>
   /** sends to the connection(s) with this id, connected to the message's namespace, on any instance */

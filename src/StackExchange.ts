@@ -6,7 +6,11 @@
  *
  * The server hands the exchange a {@link LocalServer} (what this instance can do
  * locally) and calls the returned {@link Bridge} for what must cross instances.
- * Local delivery never waits for the broker.
+ * Local delivery never waits for the broker, and neither does a broadcast's
+ * publish: what one event-loop turn publishes leaves as one batch, and a bounded
+ * number of publishes may wait for the broker's confirmation (beyond it they are
+ * dropped and counted). A broker that stops answering for `brokerTimeout` is
+ * reported down.
  *
  * @since 0.1.0
  */
@@ -101,10 +105,21 @@ export type Status = { readonly _tag: "Down"; readonly error: Errors.StackExchan
 export interface Bridge {
   /** a topic gained its first local member (`active`) or lost its last one */
   readonly topicChanged: (topic: Topic, active: boolean) => void
-  /** publishes a broadcast that was already delivered locally to the other instances */
+  /**
+   * Publishes a broadcast that was already delivered locally to the other
+   * instances. It is queued and the effect completes at once: beyond the bound on
+   * pending publishes it is dropped and counted in {@link droppedPublishes}; while
+   * the broker is down it fails with `StackExchangeError` (`Down`). With `confirm`
+   * it waits (at most `brokerTimeout`) for the broker to take it, and fails with
+   * `Overloaded`, `Down` or `Timeout` instead of dropping.
+   */
   readonly publish: (
     message: Message.Message,
-    options: { readonly to?: string | undefined; readonly except: Exclusion }
+    options: {
+      readonly to?: string | undefined
+      readonly except: Exclusion
+      readonly confirm?: boolean | undefined
+    }
   ) => Effect.Effect<void, Errors.StackExchangeError>
   /**
    * Delivers to the connections with `id` on other instances; fails with
@@ -156,26 +171,44 @@ export const StackExchange: Context.Tag<StackExchange, StackExchange> = Context.
 )
 
 /**
- * What a broker client must offer to carry an exchange: publish bytes to a
- * channel and keep a set of channel subscriptions. Channel names are plain ASCII
- * (`[A-Za-z0-9_~.-]`), valid as Redis channels and as NATS subjects.
+ * One message for a broker channel.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Publication {
+  readonly channel: string
+  readonly payload: Uint8Array
+}
+
+/**
+ * What a broker client must offer to carry an exchange: publish batches of bytes
+ * to channels, keep a set of channel subscriptions, and answer a ping. Channel
+ * names are plain ASCII (`[A-Za-z0-9_~.-]`), valid as Redis channels and as NATS
+ * subjects.
  *
  * @since 0.1.0
  * @category models
  */
 export interface Transport {
   /**
-   * Publishes in call order (per-publisher order is what the exchange promises).
-   * Without `confirm` it may succeed once the message is handed to the client in
-   * order; with `confirm` it waits for the broker's acknowledgement and succeeds
-   * with the number of subscribers that received the message when the broker
-   * reports it (Redis `PUBLISH`), `undefined` otherwise.
+   * Publishes a batch in order, as one write where the broker allows it (the
+   * exchange hands over everything one event-loop turn published), after every
+   * batch handed over before (per-publisher order is what the exchange promises).
+   * Completes once the broker confirmed the whole batch: with, per message, the
+   * number of subscribers that received it when the broker reports it (Redis
+   * `PUBLISH`), `undefined` otherwise. Fails as a whole when the broker did not
+   * take it. The exchange bounds how many publishes wait for this.
    */
-  readonly publish: (
-    channel: string,
-    payload: Uint8Array,
-    options?: { readonly confirm?: boolean | undefined }
-  ) => Effect.Effect<number | undefined, Errors.StackExchangeError>
+  readonly publish: (batch: ReadonlyArray<Publication>) => Effect.Effect<
+    ReadonlyArray<number | undefined>,
+    Errors.StackExchangeError
+  >
+  /**
+   * Completes when the broker answers, on every connection the transport uses
+   * (Redis `PING`, a NATS flush). The exchange times it out itself.
+   */
+  readonly ping: Effect.Effect<void, Errors.StackExchangeError>
   /** idempotent; completes once the broker confirmed */
   readonly subscribe: (channels: ReadonlyArray<string>) => Effect.Effect<void, Errors.StackExchangeError>
   /** idempotent; completes once the broker confirmed */
@@ -204,9 +237,28 @@ export interface Options {
   readonly prefix?: string | undefined
   /**
    * How long a cross-instance request (send, count, close, and finding the owner of
-   * an ask) waits for the other instances' answers; default 500 ms.
+   * an ask) waits for the broker to take it, and then for the other instances'
+   * answers; default 500 ms.
    */
   readonly requestTimeout?: Duration.DurationInput | undefined
+  /**
+   * A broker that leaves a ping unanswered this long is reported down
+   * (`StackExchangeDown`; operations that need it fail at once) even though its
+   * connection is open, and up again once it answers and the subscriptions are
+   * restored. The exchange pings every quarter of it, so a broker that stops
+   * answering is reported down after between 1 and 1.25 times this. Also the
+   * longest a broadcast with `confirm` waits. Default 5 s; `Duration.infinity`
+   * turns the pings off.
+   */
+  readonly brokerTimeout?: Duration.DurationInput | undefined
+  /**
+   * How many publishes (broadcasts, requests and their answers) may be queued or
+   * wait for the broker's confirmation at once; beyond it a publish is dropped and
+   * counted in {@link droppedPublishes}. Default 8,192.
+   */
+  readonly maxPendingPublishes?: number | undefined
+  /** the same bound in envelope bytes (a single publish always fits); default 16 MiB */
+  readonly maxPendingBytes?: number | undefined
 }
 
 /**
@@ -230,3 +282,14 @@ export const make: (
  * @category metrics
  */
 export const failures: Metric.Metric.Counter<number> = internal.failures
+
+/**
+ * Counts the publishes dropped because `maxPendingPublishes` or
+ * `maxPendingBytes` were already waiting for the broker
+ * (`effect_neffos_stack_exchange_dropped_publishes`). A caller that asked for
+ * confirmation got a `StackExchangeError` with reason `Overloaded` instead.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const droppedPublishes: Metric.Metric.Counter<number> = internal.droppedPublishes

@@ -6,10 +6,16 @@ import { assert, describe, it } from "@effect/vitest"
 import * as Errors from "effect-neffos/Errors"
 import * as Message from "effect-neffos/Message"
 import * as StackExchange from "effect-neffos/StackExchange"
+import * as Chunk from "effect/Chunk"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as fc from "effect/FastCheck"
+import * as Fiber from "effect/Fiber"
+import * as FiberId from "effect/FiberId"
 import * as Metric from "effect/Metric"
+import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import * as envelope from "../src/internal/envelope.js"
 
@@ -25,8 +31,13 @@ interface Node {
 const memoryBroker = () => {
   const nodes = new Set<Node>()
   let up = true
+  /** while frozen (as by SIGSTOP), the connections stay up but nothing is answered or delivered */
+  let frozen: Deferred.Deferred<void> | undefined
+  const thawed = Effect.suspend(() => frozen === undefined ? Effect.void : Deferred.await(frozen))
+  /** the size of every batch handed to the broker */
+  const batches: Array<number> = []
   const unavailable = (operation: string) =>
-    Effect.fail(new Errors.StackExchangeError({ operation, cause: new Error("down") }))
+    Effect.fail(new Errors.StackExchangeError({ operation, reason: "Broker", cause: new Error("down") }))
   const acquire = (handlers: StackExchange.TransportHandlers) =>
     Effect.acquireRelease(
       Effect.sync(() => {
@@ -36,33 +47,43 @@ const memoryBroker = () => {
       }),
       (node) => Effect.sync(() => nodes.delete(node))
     ).pipe(Effect.map((node): StackExchange.Transport => ({
-      publish: (channel, payload) =>
+      publish: (batch) =>
         Effect.suspend(() => {
           if (!up) return unavailable("publish")
-          let receivers = 0
-          for (const other of nodes) {
-            if (!other.channels.has(channel)) continue
-            receivers++
-            // a broker delivers later, never inside the publish call
-            queueMicrotask(() => other.handlers.onMessage(channel, payload))
-          }
-          return Effect.succeed(receivers)
+          batches.push(batch.length)
+          return Effect.zipRight(
+            thawed,
+            Effect.sync(() =>
+              batch.map(({ channel, payload }) => {
+                let receivers = 0
+                for (const other of nodes) {
+                  if (!other.channels.has(channel)) continue
+                  receivers++
+                  // a broker delivers later, never inside the publish call
+                  queueMicrotask(() => other.handlers.onMessage(channel, payload))
+                }
+                return receivers
+              })
+            )
+          )
         }),
+      ping: Effect.suspend(() => up ? thawed : unavailable("ping")),
       subscribe: (channels) =>
         Effect.suspend(() => {
           if (!up) return unavailable("subscribe")
           for (const channel of channels) node.channels.add(channel)
-          return Effect.void
+          return thawed
         }),
       unsubscribe: (channels) =>
         Effect.suspend(() => {
           if (!up) return unavailable("unsubscribe")
           for (const channel of channels) node.channels.delete(channel)
-          return Effect.void
+          return thawed
         })
     })))
   return {
     acquire,
+    batches,
     channels: () => Array.from(nodes, (node) => [...node.channels].sort()),
     down: () => {
       up = false
@@ -70,13 +91,20 @@ const memoryBroker = () => {
         node.channels.clear()
         node.handlers.onStatus({
           _tag: "Down",
-          error: new Errors.StackExchangeError({ operation: "connection", cause: new Error("down") })
+          error: new Errors.StackExchangeError({ operation: "connection", reason: "Broker", cause: new Error("down") })
         })
       }
     },
     up: () => {
       up = true
       for (const node of nodes) node.handlers.onStatus({ _tag: "Up" })
+    },
+    freeze: () => {
+      frozen ??= Deferred.unsafeMake<void>(FiberId.none)
+    },
+    thaw: () => {
+      if (frozen !== undefined) Deferred.unsafeDone(frozen, Effect.void)
+      frozen = undefined
     }
   }
 }
@@ -85,17 +113,28 @@ interface FakeServer extends StackExchange.LocalServer {
   readonly delivered: Array<{ readonly message: Message.Message; readonly to: string | undefined }>
   readonly statuses: Array<StackExchange.Status["_tag"]>
   readonly active: Map<string, StackExchange.Topic>
+  /** waits (bounded) until `count` statuses were reported */
+  readonly awaitStatuses: (count: number) => Effect.Effect<ReadonlyArray<StackExchange.Status>>
 }
 
 const fakeServer = (instanceId: string): FakeServer => {
   const delivered: FakeServer["delivered"] = []
   const statuses: FakeServer["statuses"] = []
+  const reported = Effect.runSync(Queue.unbounded<StackExchange.Status>())
   const active = new Map<string, StackExchange.Topic>()
   return {
     instanceId,
     delivered,
     statuses,
     active,
+    awaitStatuses: (count) =>
+      Effect.map(
+        Queue.takeBetween(reported, count, count).pipe(
+          Effect.timeoutFail({ duration: "2 seconds", onTimeout: () => new Error(`fewer than ${count} statuses`) }),
+          Effect.orDie
+        ),
+        Chunk.toReadonlyArray
+      ),
     topics: () => Array.from(active.values()),
     deliver: (message, { to }) => {
       delivered.push({ message, to })
@@ -105,7 +144,10 @@ const fakeServer = (instanceId: string): FakeServer => {
     count: () => 0,
     connectionCount: () => 1,
     close: () => 0,
-    reportStatus: (status) => statuses.push(status._tag)
+    reportStatus: (status) => {
+      statuses.push(status._tag)
+      reported.unsafeOffer(status)
+    }
   }
 }
 
@@ -121,11 +163,13 @@ const attach = (exchange: StackExchange.StackExchange, server: FakeServer) =>
 
 const exchangeOn = (
   broker: ReturnType<typeof memoryBroker>,
-  prefix = "p"
+  options?: StackExchange.Options
 ): Effect.Effect<StackExchange.StackExchange, Errors.StackExchangeError, Scope.Scope> =>
-  StackExchange.make(broker.acquire, { prefix, requestTimeout: "100 millis" })
+  StackExchange.make(broker.acquire, { prefix: "p", requestTimeout: "100 millis", ...options })
 
 const chat = Message.make({ namespace: "chat", event: "say", body: "hi" })
+const numbered = (i: number) => Message.make({ namespace: "chat", event: "seq", body: String(i) })
+const sequence = (count: number) => Array.from({ length: count }, (_, i) => String(i))
 
 describe("StackExchange core (in-memory broker)", () => {
   it.scopedLive("subscriptions are reference-counted per channel across servers", () =>
@@ -223,6 +267,75 @@ describe("StackExchange core (in-memory broker)", () => {
       assert.strictEqual(error._tag, "ConnectionNotFound")
       assert.strictEqual(yield* bridge.connectionCount, 1)
       assert.isBelow(Date.now() - started, 100)
+    }))
+
+  it.scopedLive("what one event-loop turn publishes leaves as one batch, in call order", () =>
+    Effect.gen(function*() {
+      const broker = memoryBroker()
+      const exchange = yield* exchangeOn(broker)
+      const serverTwo = fakeServer("two")
+      const one = yield* attach(exchange, fakeServer("one"))
+      const two = yield* attach(exchange, serverTwo)
+      two.change({ _tag: "Namespace", namespace: "chat" }, true)
+      yield* exchange.settled
+      broker.batches.length = 0
+      for (let i = 0; i < 100; i++) yield* one.bridge.publish(numbered(i), { except: {} })
+      // the request is queued behind the broadcasts, in the same turn, and answered after them
+      assert.strictEqual(yield* one.bridge.connectionCount, 2)
+      assert.strictEqual(broker.batches[0], 101)
+      assert.deepStrictEqual(serverTwo.delivered.map(({ message }) => Message.bodyText(message)), sequence(100))
+    }))
+
+  it.scopedLive("beyond maxPendingPublishes nothing waits: publishes are dropped and counted, a confirm fails", () =>
+    Effect.gen(function*() {
+      const broker = memoryBroker()
+      const exchange = yield* exchangeOn(broker, { maxPendingPublishes: 10, brokerTimeout: Duration.infinity })
+      const serverTwo = fakeServer("two")
+      const one = yield* attach(exchange, fakeServer("one"))
+      const two = yield* attach(exchange, serverTwo)
+      two.change({ _tag: "Namespace", namespace: "chat" }, true)
+      yield* exchange.settled
+      const droppedBefore = (yield* Metric.value(StackExchange.droppedPublishes)).count
+      const dropped = Effect.map(Metric.value(StackExchange.droppedPublishes), ({ count }) => count - droppedBefore)
+
+      broker.freeze()
+      const first = yield* Effect.fork(one.bridge.publish(numbered(0), { except: {}, confirm: true }))
+      // the forked publish runs first (the scheduler is FIFO) and is queued before the others
+      yield* Effect.yieldNow()
+      for (let i = 1; i < 30; i++) yield* one.bridge.publish(numbered(i), { except: {} })
+      assert.strictEqual(yield* dropped, 20)
+      const refused = yield* Effect.flip(one.bridge.publish(chat, { except: {}, confirm: true }))
+      assert.deepStrictEqual([refused.operation, refused.reason], ["publish", "Overloaded"])
+      assert.strictEqual(yield* dropped, 21)
+
+      broker.thaw()
+      yield* Fiber.join(first)
+      assert.strictEqual(yield* one.bridge.connectionCount, 2)
+      assert.deepStrictEqual(serverTwo.delivered.map(({ message }) => Message.bodyText(message)), sequence(10))
+    }))
+
+  it.scopedLive("a broker that leaves a ping unanswered for brokerTimeout is reported down, and up once it answers", () =>
+    Effect.gen(function*() {
+      const broker = memoryBroker()
+      const exchange = yield* exchangeOn(broker, { brokerTimeout: "100 millis" })
+      const server = fakeServer("one")
+      const { bridge, change } = yield* attach(exchange, server)
+      change({ _tag: "Namespace", namespace: "chat" }, true)
+      yield* exchange.settled
+
+      broker.freeze()
+      const [down] = yield* server.awaitStatuses(1)
+      assert.isTrue(down._tag === "Down" && down.error.reason === "Timeout")
+      // while down, what needs the broker fails at once
+      assert.strictEqual((yield* Effect.flip(bridge.publish(chat, { except: {} }))).reason, "Down")
+      assert.strictEqual((yield* Effect.flip(bridge.connectionCount)).reason, "Down")
+
+      broker.thaw()
+      const [up] = yield* server.awaitStatuses(1)
+      assert.strictEqual(up._tag, "Up")
+      assert.deepStrictEqual(server.statuses, ["Down", "Up"])
+      assert.deepStrictEqual(broker.channels(), [["p.all", "p.inbox.one", "p.ns.chat"]])
+      yield* bridge.publish(chat, { except: {}, confirm: true })
     }))
 
   it.scoped("an invalid prefix is refused", () =>

@@ -16,8 +16,10 @@ import * as Effect from "effect/Effect"
 import * as FiberId from "effect/FiberId"
 import * as Layer from "effect/Layer"
 import * as Queue from "effect/Queue"
+import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as ChildProcess from "node:child_process"
+import * as Fs from "node:fs"
 import * as Net from "node:net"
 import WebSocket from "ws"
 
@@ -53,12 +55,14 @@ export interface Instance {
 /** A server instance with its own exchange, on 127.0.0.1 port 0; client ids come from `?id=`. */
 export const instance = (
   name: string,
-  exchange: Layer.Layer<StackExchange.StackExchange, unknown>
+  exchange: Layer.Layer<StackExchange.StackExchange, unknown>,
+  options?: { readonly outbox?: Server.OutboxOptions | undefined }
 ): Effect.Effect<Instance, never, Scope.Scope> =>
   Effect.gen(function*() {
     const serverLayer = Server.layer({
       events,
       askTimeout: "2 seconds",
+      outbox: options?.outbox,
       idGenerator: (request) => new URL(request.url, "http://x").searchParams.get("id") ?? crypto.randomUUID()
     })
     const context = yield* Layer.build(
@@ -231,11 +235,19 @@ export interface Broker {
   readonly port: number
   readonly stop: Effect.Effect<void>
   readonly start: Effect.Effect<void>
+  /**
+   * Stops the process with SIGSTOP and waits until the kernel reports every one of
+   * its threads stopped: its connections stay open and it answers nothing until
+   * `thaw` (SIGCONT), which also runs when the scope of the freeze closes, before
+   * what was acquired earlier in that scope is released.
+   */
+  readonly freeze: Effect.Effect<void, never, Scope.Scope>
+  readonly thaw: Effect.Effect<void>
 }
 
 /**
  * A broker process of our own on a spare port, started now, restartable, and
- * killed with the scope.
+ * killed with the scope (continued first if it is frozen).
  */
 export const broker = (
   command: string,
@@ -245,15 +257,48 @@ export const broker = (
   Effect.gen(function*() {
     const port = yield* freePort
     let child: ChildProcess.ChildProcess | undefined
-    const stop = Effect.suspend(() => {
-      const running = child
-      child = undefined
-      if (running === undefined || running.exitCode !== null) return Effect.void
-      return Effect.async<void>((resume) => {
-        running.once("exit", () => resume(Effect.void))
-        running.kill("SIGTERM")
-      })
+    let frozen = false
+    const signal = (name: NodeJS.Signals) => {
+      if (child?.pid !== undefined && child.exitCode === null) process.kill(child.pid, name)
+    }
+    const thaw = Effect.sync(() => {
+      if (!frozen) return
+      frozen = false
+      signal("SIGCONT")
     })
+    // SIGSTOP takes effect asynchronously: the broker may still run for a moment after `kill` returns
+    const stopped = Effect.sync(() => {
+      const pid = child?.pid
+      if (pid === undefined) return true
+      return Fs.readdirSync(`/proc/${pid}/task`).every((task) =>
+        Fs.readFileSync(`/proc/${pid}/task/${task}/stat`, "utf8").replace(/^.*\) /s, "").startsWith("T")
+      )
+    })
+    const freeze = Effect.addFinalizer(() => thaw).pipe(
+      Effect.zipRight(Effect.sync(() => {
+        frozen = true
+        signal("SIGSTOP")
+      })),
+      Effect.zipRight(
+        stopped.pipe(
+          Effect.repeat({ until: (done) => done, schedule: Schedule.spaced("1 millis") }),
+          Effect.timeoutFail({ duration: "2 seconds", onTimeout: () => new Error(`${command} did not stop`) }),
+          Effect.orDie
+        )
+      )
+    )
+    const stop = Effect.zipRight(
+      thaw,
+      Effect.suspend(() => {
+        const running = child
+        child = undefined
+        if (running === undefined || running.exitCode !== null) return Effect.void
+        return Effect.async<void>((resume) => {
+          running.once("exit", () => resume(Effect.void))
+          running.kill("SIGTERM")
+        })
+      })
+    )
     // the broker is ready when its log says so
     const start = Effect.async<void, Error>((resume) => {
       const spawned = ChildProcess.spawn(command, [...args(port)], { stdio: ["ignore", "pipe", "pipe"] })
@@ -279,5 +324,5 @@ export const broker = (
     )
     yield* Effect.addFinalizer(() => stop)
     yield* start
-    return { port, stop, start }
+    return { port, stop, start, freeze, thaw }
   })

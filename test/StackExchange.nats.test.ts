@@ -11,12 +11,13 @@ const natsServers = inject("natsServers")
 
 suite({
   name: "NATS",
-  exchange: (prefix, port) =>
+  exchange: (prefix, port, options) =>
     NatsStackExchange.layer({
       servers: port === undefined ? natsServers : `127.0.0.1:${port}`,
       prefix,
       requestTimeout: "300 millis",
-      nats: { reconnectTimeWait: 50 }
+      nats: { reconnectTimeWait: 50 },
+      ...options
     }),
   fromConfig: (prefix) =>
     NatsStackExchange.layerConfig({

@@ -13,11 +13,12 @@ const redisUrl = inject("redisUrl")
 
 suite({
   name: "Redis",
-  exchange: (prefix, port) =>
+  exchange: (prefix, port, options) =>
     RedisStackExchange.layer({
       url: port === undefined ? redisUrl : `redis://127.0.0.1:${port}`,
       prefix,
-      redis: { retryStrategy: () => 50 }
+      redis: { retryStrategy: () => 50 },
+      ...options
     }),
   fromConfig: (prefix) =>
     RedisStackExchange.layerConfig({

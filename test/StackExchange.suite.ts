@@ -31,7 +31,7 @@ import {
 export interface Backend {
   readonly name: string
   /** an exchange on the broker of the run (test/services.ts), or on the broker of the test at `port` */
-  readonly exchange: (prefix: string, port?: number) => Layer.Layer<
+  readonly exchange: (prefix: string, port?: number, options?: StackExchange.Options) => Layer.Layer<
     StackExchange.StackExchange,
     Errors.StackExchangeError
   >
@@ -89,6 +89,30 @@ const isTag = <T extends string>(tag: T) => (u: unknown): u is { readonly _tag: 
 
 const failureOf = <A, E>(effect: Effect.Effect<A, E>) =>
   Effect.map(Effect.either(effect), (either) => Either.isLeft(either) ? either.left : undefined)
+
+/** `effect`, or a defect saying what did not happen within `duration` */
+const within = <A, E>(effect: Effect.Effect<A, E>, duration: Duration.DurationInput, what: string) =>
+  Effect.timeout(effect, duration).pipe(
+    Effect.catchTag(
+      "TimeoutException",
+      () => Effect.dieMessage(`${what}: not within ${Duration.format(Duration.decode(duration))}`)
+    )
+  )
+
+const reasonOf = (u: unknown) => isTag("StackExchangeError")(u) ? (u as Errors.StackExchangeError).reason : u
+
+const range = (count: number, from = 0) => Array.from({ length: count }, (_, i) => String(from + i))
+
+/** Two instances on a broker of the test's own, with these exchange options. */
+const ownPair = (backend: Backend, broker: Broker, options: StackExchange.Options) =>
+  Effect.gen(function*() {
+    const prefix = freshPrefix(backend)
+    // room for every frame of the bursts below: the outbox policy is not what these tests are about
+    const outbox = { capacity: 8192 }
+    const a = yield* instance("A", backend.exchange(prefix, broker.port, options), { outbox })
+    const b = yield* instance("B", backend.exchange(prefix, broker.port, options), { outbox })
+    return [a, b] as const
+  })
 
 export const suite = (backend: Backend) =>
   describe(`StackExchange on ${backend.name}`, () => {
@@ -475,5 +499,132 @@ export const suite = (backend: Backend) =>
         const failuresAfter = (yield* Metric.value(StackExchange.failures)).count
         assert.isAtLeast(failuresAfter - failuresBefore, errors.length)
         assert.strictEqual(yield* Effect.orDie(a.server.clusterConnectionCount), 3)
+      }))
+    it.scopedLive("a frozen broker delays no broadcast: 3,000 from the server and 3,000 from a handler arrive locally", () =>
+      Effect.gen(function*() {
+        const own = yield* backend.ownBroker
+        const [a, b] = yield* ownPair(backend, own, { brokerTimeout: "10 seconds", maxPendingPublishes: 1000 })
+        const reader = yield* connected(a.url, "default")
+        const sender = yield* connected(a.url, "default")
+        yield* connected(b.url, "default")
+        yield* settled([a, b])
+        const count = 3000
+
+        yield* own.freeze
+        yield* within(
+          Effect.forEach(
+            range(count),
+            (body) => Effect.orDie(a.server.broadcast({ namespace: "default", event: "seq", body })),
+            { discard: true }
+          ),
+          "2 seconds",
+          "3,000 broadcasts from the server while the broker is frozen"
+        )
+        yield* reader.awaitCount(count, "2 seconds")
+        // the server's chat handler broadcasts every one to the others of its namespace
+        for (const body of range(count)) yield* sender.emit({ namespace: "default", event: "chat", body })
+        yield* reader.awaitCount(2 * count, "3 seconds")
+        // all of it while the broker is still stopped
+        assert.deepStrictEqual(reader.received.slice(0, count).map(text), range(count))
+        assert.deepStrictEqual(reader.received.slice(count).map(text), range(count))
+        assert.isTrue(reader.received.slice(count).every((m) => m.event === "chat"))
+      }))
+
+    it.scopedLive("beyond maxPendingPublishes publishes are dropped and counted, a confirm fails, the rest crosses", () =>
+      Effect.gen(function*() {
+        const own = yield* backend.ownBroker
+        const bound = 1000
+        const [a, b] = yield* ownPair(backend, own, { brokerTimeout: "10 seconds", maxPendingPublishes: bound })
+        const remote = yield* connected(b.url, "default")
+        yield* settled([a, b])
+        const droppedBefore = (yield* Metric.value(StackExchange.droppedPublishes)).count
+        const dropped = Effect.map(Metric.value(StackExchange.droppedPublishes), ({ count }) => count - droppedBefore)
+        const broadcast = (body: string) =>
+          Effect.orDie(a.server.broadcast({ namespace: "default", event: "seq", body }))
+
+        yield* own.freeze
+        yield* Effect.forEach(range(bound - 1), broadcast, { discard: true })
+        // the last one that fits waits for the broker; it is queued before the next ones (the scheduler is FIFO)
+        const last = yield* Effect.fork(
+          a.server.broadcast({ namespace: "default", event: "seq", body: String(bound - 1) }, { confirm: true })
+        )
+        yield* Effect.yieldNow()
+        yield* within(
+          Effect.forEach(range(2000, bound), broadcast, { discard: true }),
+          "2 seconds",
+          "broadcasts beyond the bound"
+        )
+        assert.strictEqual(yield* dropped, 2000)
+        const refused = yield* within(
+          failureOf(a.server.broadcast({ namespace: "default", event: "refused" }, { confirm: true })),
+          "1 second",
+          "a confirmed broadcast beyond the bound"
+        )
+        assert.strictEqual(reasonOf(refused), "Overloaded")
+        assert.strictEqual(yield* dropped, 2001)
+
+        yield* own.thaw
+        yield* within(Fiber.join(last), "5 seconds", "the confirmation after the broker resumed").pipe(Effect.orDie)
+        // what was taken crosses in order; nothing of what was dropped does
+        yield* a.server.broadcast({ namespace: "default", event: "marker" }, { confirm: true }).pipe(Effect.orDie)
+        yield* remote.awaitCount(bound + 1)
+        assert.deepStrictEqual(remote.received.slice(0, bound).map(text), range(bound))
+        assert.strictEqual(remote.received[bound].event, "marker")
+      }))
+
+    it.scopedLive("a broker that stops answering for brokerTimeout is reported down, and up once it answers", () =>
+      Effect.gen(function*() {
+        const own = yield* backend.ownBroker
+        const [a, b] = yield* ownPair(backend, own, { brokerTimeout: "500 millis" })
+        const local = yield* connected(a.url, "default")
+        const remote = yield* connected(b.url, "default")
+        yield* settled([a, b])
+
+        yield* own.freeze
+        const frozenAt = Date.now()
+        const down = yield* awaitEvent(a, "StackExchangeDown", "2 seconds")
+        yield* awaitEvent(b, "StackExchangeDown", "2 seconds")
+        assert.strictEqual(down.error.reason, "Timeout")
+        assert.isAtLeast(Date.now() - frozenAt, 450)
+        // while it is down, local delivery goes on and what needs the broker fails at once
+        const refused = yield* within(
+          failureOf(a.server.broadcast({ namespace: "default", event: "during" })),
+          "100 millis",
+          "a broadcast while the broker is down"
+        )
+        assert.strictEqual(reasonOf(refused), "Down")
+        assert.strictEqual((yield* local.next).event, "during")
+        const count = yield* within(failureOf(a.server.clusterConnectionCount), "100 millis", "a count while down")
+        assert.strictEqual(reasonOf(count), "Down")
+
+        yield* own.thaw
+        yield* awaitEvent(a, "StackExchangeUp", "5 seconds")
+        yield* awaitEvent(b, "StackExchangeUp", "5 seconds")
+        yield* a.server.broadcast({ namespace: "default", event: "after" }, { confirm: true }).pipe(Effect.orDie)
+        assert.strictEqual((yield* remote.next).event, "after")
+        assert.strictEqual(yield* Effect.orDie(b.server.clusterConnectionCount), 2)
+      }))
+
+    it.scopedLive("requests to a frozen broker fail with Timeout within their timeouts; they work again after", () =>
+      Effect.gen(function*() {
+        const own = yield* backend.ownBroker
+        const [a, b] = yield* ownPair(backend, own, { brokerTimeout: "10 seconds" })
+        yield* connected(b.url, "default", "carol")
+        yield* settled([a, b])
+
+        yield* own.freeze
+        const requests = {
+          count: a.server.clusterConnectionCount,
+          send: a.server.send("carol", { namespace: "default", event: "notice" }),
+          ask: a.server.ask({ to: "carol", namespace: "default", event: "ping" }, { timeout: "1 second" }),
+          disconnect: a.server.disconnect("nobody")
+        }
+        for (const [name, request] of Object.entries(requests)) {
+          const failure = yield* within(failureOf(request as Effect.Effect<unknown, unknown>), "2 seconds", name)
+          assert.strictEqual(reasonOf(failure), "Timeout", name)
+        }
+
+        yield* own.thaw
+        assert.strictEqual(yield* Effect.orDie(a.server.clusterConnectionCount), 1)
       }))
   })

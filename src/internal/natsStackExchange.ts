@@ -41,7 +41,7 @@ const transport = (
             servers,
             timeout: Duration.toMillis(connectTimeout)
           }),
-        catch: (cause) => new Errors.StackExchangeError({ operation: "connect", cause })
+        catch: (cause) => new Errors.StackExchangeError({ operation: "connect", reason: "Broker", cause })
       }),
       (nc) => Effect.ignore(Effect.timeout(Effect.promise(() => nc.close()), connectTimeout))
     )
@@ -56,6 +56,7 @@ const transport = (
           _tag: "Down",
           error: new Errors.StackExchangeError({
             operation: "connection",
+            reason: "Broker",
             cause: lastError ?? new Error("the connection to NATS was lost")
           })
         }
@@ -86,19 +87,28 @@ const transport = (
     const flush = (operation: string) =>
       Effect.tryPromise({
         try: () => nc.flush(),
-        catch: (cause) => new Errors.StackExchangeError({ operation, cause })
+        catch: (cause) => new Errors.StackExchangeError({ operation, reason: "Broker", cause })
       }).pipe(
         Effect.timeoutFail({
           duration: defaults.flushTimeout,
-          onTimeout: () => new Errors.StackExchangeError({ operation, cause: new Error("NATS did not confirm") })
+          onTimeout: () =>
+            new Errors.StackExchangeError({ operation, reason: "Timeout", cause: new Error("NATS did not confirm") })
         })
       )
     const attempt = (operation: string, f: () => void) =>
-      Effect.try({ try: f, catch: (cause) => new Errors.StackExchangeError({ operation, cause }) })
+      Effect.try({ try: f, catch: (cause) => new Errors.StackExchangeError({ operation, reason: "Broker", cause }) })
 
     return {
-      // NATS acknowledges no publish and counts no receivers: `confirm` cannot add anything
-      publish: (channel, payload) => Effect.as(attempt("publish", () => nc.publish(channel, payload)), undefined),
+      // NATS acknowledges no publish and counts no receivers: the server's answer to the PING
+      // that follows the batch (in the same write) confirms it processed everything before
+      publish: (batch) =>
+        attempt("publish", () => {
+          for (const { channel, payload } of batch) nc.publish(channel, payload)
+        }).pipe(
+          Effect.zipRight(flush("publish")),
+          Effect.map(() => batch.map(() => undefined))
+        ),
+      ping: flush("ping"),
       subscribe: (channels) =>
         Effect.zipRight(
           attempt("subscribe", () => {

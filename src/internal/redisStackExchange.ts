@@ -42,6 +42,7 @@ const transport = (
           _tag: "Down",
           error: new Errors.StackExchangeError({
             operation: "connection",
+            reason: "Broker",
             cause: lastError ?? new Error("the connection to Redis was lost")
           })
         }
@@ -85,7 +86,8 @@ const transport = (
     const connect = (redis: Redis) =>
       Effect.tryPromise({
         try: () => redis.connect(),
-        catch: (cause) => new Errors.StackExchangeError({ operation: "connect", cause: lastError ?? cause })
+        catch: (cause) =>
+          new Errors.StackExchangeError({ operation: "connect", reason: "Broker", cause: lastError ?? cause })
       })
 
     const publisher = yield* client("publisher")
@@ -99,32 +101,57 @@ const transport = (
         onTimeout: () =>
           new Errors.StackExchangeError({
             operation: "connect",
+            reason: "Timeout",
             cause: lastError ?? new Error(`no connection to ${url} within ${Duration.format(connectTimeout)}`)
           })
       })
     )
 
     const command = <A>(operation: string, f: () => Promise<A>) =>
-      Effect.tryPromise({ try: f, catch: (cause) => new Errors.StackExchangeError({ operation, cause }) })
+      Effect.tryPromise({
+        try: f,
+        catch: (cause) => new Errors.StackExchangeError({ operation, reason: "Broker", cause })
+      })
 
-    // unconfirmed publishes are pipelined, at most `window` of them at a time
-    let unconfirmed = 0
-    const window = 1024
     return {
-      publish: (channel, payload, options) =>
-        Effect.suspend(() => {
-          const sent = publisher.publish(channel, toBuffer(payload))
-          if (options?.confirm === true) return command("publish", () => sent)
-          unconfirmed++
-          const settled = sent.then(() => {
-            unconfirmed--
-          }, (cause) => {
-            unconfirmed--
-            lastError = cause
-            core.failures.unsafeUpdate(1, [])
-          })
-          return unconfirmed > window ? Effect.as(Effect.promise(() => settled), undefined) : Effect.succeed(undefined)
-        }),
+      // one pipeline per batch: one write, and the replies come back in order
+      publish: (batch) => {
+        if (batch.length === 1) {
+          return Effect.map(command("publish", () => publisher.publish(batch[0].channel, toBuffer(batch[0].payload))), (
+            receivers
+          ) => [receivers])
+        }
+        return Effect.flatMap(
+          command("publish", () => {
+            const pipeline = publisher.pipeline()
+            for (const { channel, payload } of batch) pipeline.publish(channel, toBuffer(payload))
+            return pipeline.exec()
+          }),
+          (results) => {
+            const receivers: Array<number> = []
+            for (const [error, count] of results ?? []) {
+              if (error !== null) {
+                return Effect.fail(
+                  new Errors.StackExchangeError({ operation: "publish", reason: "Broker", cause: error })
+                )
+              }
+              receivers.push(count as number)
+            }
+            return receivers.length === batch.length ? Effect.succeed(receivers) : Effect.fail(
+              new Errors.StackExchangeError({
+                operation: "publish",
+                reason: "Broker",
+                cause: new Error("Redis did not answer every publish of the pipeline")
+              })
+            )
+          }
+        )
+      },
+      // the subscribing connection answers PING too (as ["pong", ""]) while it is subscribed
+      ping: Effect.all([command("ping", () => publisher.ping()), command("ping", () => subscriber.ping())], {
+        concurrency: 2,
+        discard: true
+      }),
       subscribe: (channels) => Effect.asVoid(command("subscribe", () => subscriber.subscribe(...channels))),
       unsubscribe: (channels) => Effect.asVoid(command("unsubscribe", () => subscriber.unsubscribe(...channels)))
     } satisfies StackExchange.Transport

@@ -407,7 +407,8 @@ export const make = <E, R>(
           except: {
             connection: exceptConn === undefined ? undefined : { instance: instanceId, key: exceptConn.key },
             id: exceptId
-          }
+          },
+          confirm: opts?.confirm
         })
         return Effect.zipRight(local, remote)
       })

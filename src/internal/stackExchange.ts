@@ -4,10 +4,12 @@ import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import * as FiberSet from "effect/FiberSet"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
+import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as Errors from "../Errors.js"
 import type * as Message from "../Message.js"
@@ -21,11 +23,32 @@ export const failures = Metric.counter("effect_neffos_stack_exchange_failures", 
   incremental: true
 })
 
+/** @internal */
+export const droppedPublishes = Metric.counter("effect_neffos_stack_exchange_dropped_publishes", {
+  description: "publishes dropped because too many were waiting for the broker (maxPendingPublishes, maxPendingBytes)",
+  incremental: true
+})
+
 const defaults = {
   prefix: "neffos",
   requestTimeout: Duration.millis(500),
+  brokerTimeout: Duration.seconds(5),
+  maxPendingPublishes: 8192,
+  maxPendingBytes: 16 * 1024 * 1024,
   retryDelay: Duration.millis(200)
 }
+
+/** A publish waiting for its batch to leave or for the broker to confirm it. */
+interface Outgoing extends StackExchange.Publication {
+  /** the caller waiting for the broker's confirmation, if any: the receivers, or why not */
+  readonly confirm: ((outcome: number | undefined | Errors.StackExchangeError) => void) | undefined
+}
+
+/** Completes once the I/O that already arrived has been read (Node's check phase comes after the poll phase). */
+const afterPendingIo: Effect.Effect<void> = Effect.async<void>((resume) => {
+  const handle = setImmediate(() => resume(Effect.void))
+  return Effect.sync(() => clearImmediate(handle))
+})
 
 interface Attached {
   readonly local: StackExchange.LocalServer
@@ -49,6 +72,7 @@ interface Gathered {
 
 const unavailable = new Error("the broker is unavailable")
 const detached = new Error("the server detached from the stack exchange")
+const overloaded = new Error("too many publishes are waiting for the broker")
 
 /** @internal */
 export const make = (
@@ -65,11 +89,15 @@ export const make = (
       return yield* Effect.fail(
         new Errors.StackExchangeError({
           operation: "configure",
+          reason: "Configuration",
           cause: new Error(`invalid channel prefix ${JSON.stringify(prefix)}: use [A-Za-z0-9_-] tokens joined by "."`)
         })
       )
     }
     const requestTimeout = Duration.decode(options?.requestTimeout ?? defaults.requestTimeout)
+    const brokerTimeout = Duration.decode(options?.brokerTimeout ?? defaults.brokerTimeout)
+    const maxPendingPublishes = Math.max(1, options?.maxPendingPublishes ?? defaults.maxPendingPublishes)
+    const maxPendingBytes = Math.max(1, options?.maxPendingBytes ?? defaults.maxPendingBytes)
     const names = envelope.channels(prefix)
 
     const locals = new Map<string, Attached>()
@@ -78,6 +106,11 @@ export const make = (
     /** what the broker confirmed */
     const actual = new Set<string>()
     let dirty = new Set<string>()
+    /** the broker connection, as the transport reports it */
+    let transportUp = true
+    /** the broker answered its last ping within `brokerTimeout` */
+    let alive = true
+    /** both of the above, once the change has been handled */
     let connected = true
     let restoring = false
     let passing = false
@@ -90,10 +123,16 @@ export const make = (
     const wake = yield* Queue.sliding<void>(1)
     const run = yield* FiberSet.makeRuntime<never>()
 
-    const fail = (operation: string, cause: unknown): Errors.StackExchangeError => {
+    const failed = (
+      operation: string,
+      reason: Errors.StackExchangeErrorReason,
+      cause: unknown
+    ): Errors.StackExchangeError => {
       failures.unsafeUpdate(1, [])
-      return new Errors.StackExchangeError({ operation, cause })
+      return new Errors.StackExchangeError({ operation, reason, cause })
     }
+    const detachedError = (operation: string) =>
+      new Errors.StackExchangeError({ operation, reason: "Detached", cause: detached })
 
     const markDirty = (channel: string) => {
       dirty.add(channel)
@@ -186,11 +225,143 @@ export const make = (
     })
 
     // -------------------------------------------------------------------------
+    // sending: what one event-loop turn publishes leaves as one batch, in call
+    // order, and never makes the caller wait unless it asked for confirmation
+    // -------------------------------------------------------------------------
+
+    let queue: Array<Outgoing> = []
+    let scheduled = false
+    /** queued, or handed to the transport and not yet confirmed by the broker */
+    let pendingPublishes = 0
+    let pendingBytes = 0
+    /** callers waiting for a confirmation: they fail at once when the broker goes down */
+    const confirming = new Set<(error: Errors.StackExchangeError) => void>()
+    const drainWaiters = new Set<() => void>()
+
+    /** Why a publish cannot be taken now (counted), or undefined when it can. */
+    const refusal = (operation: string, bytes: number): Errors.StackExchangeError | undefined => {
+      if (nodeClosed) return detachedError(operation)
+      if (!connected) return failed(operation, "Down", lastDown?.cause ?? unavailable)
+      if (pendingPublishes >= maxPendingPublishes || (pendingPublishes > 0 && pendingBytes + bytes > maxPendingBytes)) {
+        droppedPublishes.unsafeUpdate(1, [])
+        return new Errors.StackExchangeError({ operation, reason: "Overloaded", cause: overloaded })
+      }
+      return undefined
+    }
+
+    const settleBatch = (
+      batch: ReadonlyArray<Outgoing>,
+      exit: Exit.Exit<ReadonlyArray<number | undefined>, Errors.StackExchangeError>
+    ) => {
+      let bytes = 0
+      for (const entry of batch) bytes += entry.payload.byteLength
+      pendingPublishes -= batch.length
+      pendingBytes -= bytes
+      if (Exit.isSuccess(exit)) {
+        for (let i = 0; i < batch.length; i++) batch[i].confirm?.(exit.value[i])
+      } else {
+        const error = Option.getOrElse(
+          Cause.failureOption(exit.cause),
+          () =>
+            new Errors.StackExchangeError({ operation: "publish", reason: "Broker", cause: Cause.squash(exit.cause) })
+        )
+        if (error.reason !== "Detached") failures.unsafeUpdate(batch.length, [])
+        for (const entry of batch) entry.confirm?.(error)
+      }
+      if (pendingPublishes === 0) { for (const waiter of Array.from(drainWaiters)) waiter() }
+    }
+
+    const flush = () => {
+      scheduled = false
+      const batch = queue
+      queue = []
+      if (batch.length === 0) return
+      if (nodeClosed) return settleBatch(batch, Exit.fail(detachedError("publish")))
+      if (!connected) {
+        const error = new Errors.StackExchangeError({
+          operation: "publish",
+          reason: "Down",
+          cause: lastDown?.cause ?? unavailable
+        })
+        return settleBatch(batch, Exit.fail(error))
+      }
+      run(Effect.flatMap(Effect.exit(transport.publish(batch)), (exit) => Effect.sync(() => settleBatch(batch, exit))))
+    }
+
+    const enqueue = (entry: Outgoing) => {
+      pendingPublishes++
+      pendingBytes += entry.payload.byteLength
+      queue.push(entry)
+      if (scheduled) return
+      scheduled = true
+      setImmediate(flush)
+    }
+
+    /** Queues a publish without waiting for the broker; returns why it was refused, if it was. */
+    const post = (
+      operation: string,
+      channel: string,
+      message: envelope.Envelope
+    ): Errors.StackExchangeError | undefined => {
+      const payload = envelope.encode(message)
+      const error = refusal(operation, payload.byteLength)
+      if (error === undefined) enqueue({ channel, payload, confirm: undefined })
+      return error
+    }
+
+    /** Queues a publish and waits (at most `deadline`) for the broker to confirm it; succeeds with its receivers. */
+    const confirmed = (
+      operation: string,
+      channel: string,
+      message: envelope.Envelope,
+      deadline: Duration.Duration
+    ): Effect.Effect<number | undefined, Errors.StackExchangeError> => {
+      const waiting = Effect.async<number | undefined, Errors.StackExchangeError>((resume) => {
+        const payload = envelope.encode(message)
+        const error = refusal(operation, payload.byteLength)
+        if (error !== undefined) return resume(Effect.fail(error))
+        let open = true
+        const done = (outcome: number | undefined | Errors.StackExchangeError) => {
+          if (!open) return
+          open = false
+          confirming.delete(done)
+          resume(
+            outcome instanceof Errors.StackExchangeError
+              ? Effect.fail(new Errors.StackExchangeError({ operation, reason: outcome.reason, cause: outcome.cause }))
+              : Effect.succeed(outcome)
+          )
+        }
+        confirming.add(done)
+        enqueue({ channel, payload, confirm: done })
+        return Effect.sync(() => {
+          open = false
+          confirming.delete(done)
+        })
+      })
+      if (!Duration.isFinite(deadline)) return waiting
+      return Effect.timeoutFail(waiting, {
+        duration: deadline,
+        onTimeout: () =>
+          failed(operation, "Timeout", new Error(`the broker did not confirm within ${Duration.format(deadline)}`))
+      })
+    }
+
+    /** Completes once nothing waits for the broker. */
+    const drained: Effect.Effect<void> = Effect.async<void>((resume) => {
+      if (pendingPublishes === 0) return resume(Effect.void)
+      const waiter = () => {
+        drainWaiters.delete(waiter)
+        resume(Effect.void)
+      }
+      drainWaiters.add(waiter)
+      return Effect.sync(() => drainWaiters.delete(waiter))
+    })
+
+    // -------------------------------------------------------------------------
     // receiving
     // -------------------------------------------------------------------------
 
-    const reply = (origin: string, message: envelope.Envelope) =>
-      run(Effect.ignore(publish("reply", names.inbox(origin), message)))
+    const reply = (origin: string, message: envelope.Envelope) => void post("reply", names.inbox(origin), message)
 
     const others = (origin: string): Array<StackExchange.LocalServer> => {
       const out: Array<StackExchange.LocalServer> = []
@@ -203,7 +374,7 @@ export const make = (
     const answerAsk = (
       targets: ReadonlyArray<StackExchange.LocalServer>,
       request: Extract<envelope.Envelope, { _tag: "Ask" }>
-    ): Effect.Effect<void, Errors.StackExchangeError> => {
+    ): Effect.Effect<void> => {
       const message = request.message
       const ask = (local: StackExchange.LocalServer) =>
         local.ask({
@@ -214,22 +385,23 @@ export const make = (
           body: message.body
         }, Duration.millis(request.timeoutMs))
       const first = targets.length === 1 ? ask(targets[0]) : Effect.raceAll(targets.map(ask))
-      return Effect.flatMap(Effect.exit(first), (exit): Effect.Effect<unknown, Errors.StackExchangeError> => {
-        if (Exit.isSuccess(exit)) {
-          return publish("reply", names.inbox(request.origin), {
+      return Effect.flatMap(Effect.exit(first), (exit) =>
+        Effect.sync(() => {
+          if (Exit.isSuccess(exit)) {
+            return reply(request.origin, {
+              _tag: "Result",
+              correlation: request.correlation,
+              outcome: { _tag: "Reply", message: exit.value }
+            })
+          }
+          const failure = Cause.failureOption(exit.cause)
+          if (Option.isNone(failure)) return
+          reply(request.origin, {
             _tag: "Result",
             correlation: request.correlation,
-            outcome: { _tag: "Reply", message: exit.value }
+            outcome: { _tag: "Failure", error: failure.value }
           })
-        }
-        const failure = Cause.failureOption(exit.cause)
-        if (Option.isNone(failure)) return Effect.void
-        return publish("reply", names.inbox(request.origin), {
-          _tag: "Result",
-          correlation: request.correlation,
-          outcome: { _tag: "Failure", error: failure.value }
-        })
-      }).pipe(Effect.asVoid)
+        }))
     }
 
     const onMessage = (_channel: string, payload: Uint8Array): void => {
@@ -266,7 +438,7 @@ export const make = (
             local.count(received.to, received.message.namespace) > 0
           )
           reply(received.origin, { _tag: "Ack", correlation: received.correlation, count: targets.length })
-          if (targets.length > 0) run(Effect.ignore(answerAsk(targets, received)))
+          if (targets.length > 0) run(answerAsk(targets, received))
           return
         }
         case "Close": {
@@ -290,19 +462,24 @@ export const make = (
       }
     }
 
-    const onStatus = (status: StackExchange.Status): void => {
-      if (nodeClosed) return
-      if (status._tag === "Down") {
-        if (!connected) return
-        connected = false
-        restoring = false
-        lastDown = status.error
-        failures.unsafeUpdate(1, [])
-        for (const request of Array.from(pending.values())) request.fail(status.error)
-        for (const attached of locals.values()) attached.local.reportStatus(status)
-        return
-      }
-      if (connected) return
+    // -------------------------------------------------------------------------
+    // broker status: the transport's connection, and whether the broker answers
+    // -------------------------------------------------------------------------
+
+    const goDown = (error: Errors.StackExchangeError): void => {
+      if (!connected) return
+      connected = false
+      restoring = false
+      lastDown = error
+      failures.unsafeUpdate(1, [])
+      for (const request of Array.from(pending.values())) request.fail(error)
+      const unconfirmed = new Errors.StackExchangeError({ operation: "publish", reason: "Down", cause: error.cause })
+      for (const fail of Array.from(confirming)) fail(unconfirmed)
+      for (const attached of locals.values()) attached.local.reportStatus({ _tag: "Down", error })
+    }
+
+    const goUp = (): void => {
+      if (connected || !transportUp || !alive) return
       connected = true
       restoring = true
       epoch++
@@ -328,34 +505,71 @@ export const make = (
       wake.unsafeOffer(undefined)
     }
 
+    const onStatus = (status: StackExchange.Status): void => {
+      if (nodeClosed) return
+      if (status._tag === "Down") {
+        transportUp = false
+        return goDown(status.error)
+      }
+      // a new connection has answered
+      transportUp = true
+      alive = true
+      goUp()
+    }
+
+    /**
+     * Pings the broker every quarter of `brokerTimeout` while its connection is up: a ping
+     * not answered within `brokerTimeout` reports the broker down (a frozen broker keeps its
+     * TCP connection), and the answer, whenever it comes, reports it up again.
+     */
+    const heartbeat = (transport: StackExchange.Transport): Effect.Effect<void> =>
+      Effect.gen(function*() {
+        const ping = Effect.retry(transport.ping, Schedule.spaced(defaults.retryDelay))
+        const silence = new Errors.StackExchangeError({
+          operation: "connection",
+          reason: "Timeout",
+          cause: new Error(`the broker did not answer within ${Duration.format(brokerTimeout)}`)
+        })
+        while (true) {
+          yield* Effect.sleep(Duration.times(brokerTimeout, 0.25))
+          if (!transportUp) continue
+          const probe = yield* Effect.fork(ping)
+          const inTime = yield* Effect.timeoutOption(Fiber.await(probe), brokerTimeout)
+          if (Option.isNone(inTime)) {
+            // an answer that arrived while this fiber was late is read before judging
+            yield* afterPendingIo
+            if (Option.isNone(yield* Fiber.poll(probe))) {
+              if (alive) {
+                alive = false
+                goDown(silence)
+              }
+              yield* Fiber.await(probe)
+            }
+          }
+          if (!alive) {
+            alive = true
+            goUp()
+          }
+        }
+      })
+
     const transport = yield* acquire({ onMessage, onStatus })
     yield* Effect.addFinalizer(() =>
       Effect.sync(() => {
         nodeClosed = true
-        const error = new Errors.StackExchangeError({ operation: "close", cause: detached })
+        const error = detachedError("close")
         for (const request of Array.from(pending.values())) request.fail(error)
+        for (const fail of Array.from(confirming)) fail(error)
       })
     )
     yield* Effect.forkScoped(Effect.forever(Effect.zipRight(Queue.take(wake), pass)))
+    if (Duration.isFinite(brokerTimeout) && Duration.toMillis(brokerTimeout) > 0) {
+      yield* Effect.forkScoped(heartbeat(transport))
+    }
 
     // -------------------------------------------------------------------------
-    // sending
+    // requests
     // -------------------------------------------------------------------------
-
-    const publish = (
-      operation: string,
-      channel: string,
-      message: envelope.Envelope,
-      confirm = false
-    ): Effect.Effect<number | undefined, Errors.StackExchangeError> =>
-      Effect.suspend(() => {
-        if (nodeClosed) return Effect.fail(new Errors.StackExchangeError({ operation, cause: detached }))
-        if (!connected) return Effect.fail(fail(operation, lastDown?.cause ?? unavailable))
-        return Effect.mapError(
-          transport.publish(channel, envelope.encode(message), { confirm }),
-          (error) => fail(operation, error.cause)
-        )
-      })
 
     /**
      * Publishes a request and counts the acknowledgements: until every receiver the
@@ -386,7 +600,7 @@ export const make = (
           result: () => {},
           fail: (error) => Deferred.unsafeDone(done, Effect.fail(error))
         })
-        return yield* publish(operation, channel, request(correlation), true).pipe(
+        return yield* confirmed(operation, channel, request(correlation), requestTimeout).pipe(
           Effect.flatMap((receivers) => {
             state.expected = receivers
             check()
@@ -463,7 +677,7 @@ export const make = (
           })),
           Effect.zipRight(Effect.never)
         )
-        return yield* publish("ask", names.id(request.to), message, true).pipe(
+        return yield* confirmed("ask", names.id(request.to), message, requestTimeout).pipe(
           Effect.flatMap((receivers) => {
             expected = receivers
             check()
@@ -506,7 +720,11 @@ export const make = (
             attached.topics.clear()
             release(names.inbox(origin))
             release(names.all)
-            return Effect.ignore(Effect.timeout(settled, requestTimeout))
+            // what this server published last (its connections' goodbyes) crosses before it goes
+            // (a finalizer is uninterruptible: the wait must be made interruptible for the timeout to end it)
+            return Effect.ignore(
+              Effect.timeout(Effect.interruptible(Effect.zipRight(drained, settled)), requestTimeout)
+            )
           })
         )
 
@@ -514,9 +732,7 @@ export const make = (
           operation: string,
           effect: Effect.Effect<A, E | Errors.StackExchangeError>
         ): Effect.Effect<A, E | Errors.StackExchangeError> =>
-          Effect.suspend(() =>
-            attached.closed ? Effect.fail(new Errors.StackExchangeError({ operation, cause: detached })) : effect
-          )
+          Effect.suspend(() => attached.closed ? Effect.fail(detachedError(operation)) : effect)
 
         const bridge: StackExchange.Bridge = {
           topicChanged: (topic, active) => {
@@ -530,27 +746,28 @@ export const make = (
               release(channel)
             }
           },
-          publish: (message, { except, to }) =>
+          publish: (message, { confirm, except, to }) =>
             guard(
               "publish",
-              Effect.asVoid(
-                publish(
-                  "publish",
-                  to !== undefined
-                    ? names.id(to)
-                    : message.room.length > 0
-                    ? names.room(message.namespace, message.room)
-                    : names.namespace(message.namespace),
-                  {
-                    _tag: "Broadcast",
-                    origin,
-                    to,
-                    exceptConnection: except.connection,
-                    exceptId: except.id,
-                    message
-                  }
-                )
-              )
+              Effect.suspend(() => {
+                const channel = to !== undefined
+                  ? names.id(to)
+                  : message.room.length > 0
+                  ? names.room(message.namespace, message.room)
+                  : names.namespace(message.namespace)
+                const broadcast: envelope.Envelope = {
+                  _tag: "Broadcast",
+                  origin,
+                  to,
+                  exceptConnection: except.connection,
+                  exceptId: except.id,
+                  message
+                }
+                if (confirm === true) return Effect.asVoid(confirmed("publish", channel, broadcast, brokerTimeout))
+                const refused = post("publish", channel, broadcast)
+                // without confirmation, a publish beyond the bound is dropped and counted, not failed
+                return refused === undefined || refused.reason === "Overloaded" ? Effect.void : Effect.fail(refused)
+              })
             ),
           send: (id, message) =>
             guard(
