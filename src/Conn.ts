@@ -9,6 +9,7 @@ import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import type * as Errors from "./Errors.js"
+import * as internalRequest from "./internal/request.js"
 import type * as Message from "./Message.js"
 
 /**
@@ -208,6 +209,18 @@ export interface Room extends RoomHandle<NSConn> {
   /** to every member of this room but this connection */
   readonly broadcastOthers: (event: string, body?: string | Uint8Array) => Effect.Effect<void>
 }
+
+/**
+ * The request as the server sees it: `X-Websocket-Header-<Name>` query parameters
+ * (how neffos.js sends headers from browsers, which cannot set them) become
+ * lower-case headers, joined with ", " to a real header of the same name. The id
+ * generator and `onConnect` get requests this way; use it (or
+ * `NodeServer.requestHeaders`) to authenticate an upgrade before it happens.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const withQueryHeaders: (request: Request) => Request = internalRequest.withQueryHeaders
 
 /**
  * @since 0.1.0

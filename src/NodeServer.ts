@@ -23,6 +23,7 @@ import * as Layer from "effect/Layer"
 import * as Http from "node:http"
 import type * as Net from "node:net"
 import { WebSocketServer } from "ws"
+import * as Conn from "./Conn.js"
 import * as nodeSocket from "./internal/nodeSocket.js"
 import * as Server from "./Server.js"
 
@@ -224,6 +225,25 @@ export const layerHttpServer = (options: {
       })
     })
   )
+
+/**
+ * The headers of the request being handled, as the server will see them once it
+ * is upgraded: names in lower case, and the `X-Websocket-Header-<Name>` query
+ * parameters that neffos.js sends from browsers (which cannot set WebSocket
+ * headers) included. Authenticate with these before reaching {@link endpoint}, so
+ * that a browser's token is seen like a Node client's real header.
+ *
+ * @since 0.1.0
+ * @category http
+ */
+export const requestHeaders: Effect.Effect<
+  Readonly<Record<string, string>>,
+  never,
+  HttpServerRequest.HttpServerRequest
+> = Effect.map(
+  HttpServerRequest.HttpServerRequest,
+  (request) => Conn.withQueryHeaders({ url: request.url, headers: request.headers, remoteAddress: undefined }).headers
+)
 
 /**
  * The WebSocket endpoint as an `HttpApp`: mount it with `HttpRouter.all(path, ...)`

@@ -6,13 +6,10 @@ import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as esbuild from "esbuild"
-import * as Http from "node:http"
-import type * as Net from "node:net"
 import * as path from "node:path"
-import { chromium } from "playwright-core"
-import { inject } from "vitest"
 import { ChatServer } from "../examples/chat.js"
 import * as NodeServer from "../src/NodeServer.js"
+import { browser, serveFiles } from "./chromium.js"
 
 const bundle = Effect.promise(() =>
   esbuild.build({
@@ -25,37 +22,6 @@ const bundle = Effect.promise(() =>
     logLevel: "silent"
   })
 )
-
-const browser = Effect.acquireRelease(
-  Effect.promise(() =>
-    chromium.launch({
-      executablePath: inject("chromium"),
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync"
-      ]
-    })
-  ),
-  (browser) => Effect.promise(() => browser.close())
-)
-
-/** Serves one HTML page on 127.0.0.1 for the lifetime of the scope. */
-const servePage = (html: string) =>
-  Effect.acquireRelease(
-    Effect.async<Http.Server>((resume) => {
-      const server = Http.createServer((_req, res) => {
-        res.writeHead(200, { "content-type": "text/html; charset=utf-8" }).end(html)
-      })
-      server.listen(0, "127.0.0.1", () => resume(Effect.succeed(server)))
-    }),
-    (server) => Effect.sync(() => server.close())
-  ).pipe(Effect.map((server) => `http://127.0.0.1:${(server.address() as Net.AddressInfo).port}/`))
 
 describe("Client in a browser", () => {
   it.scopedLive("the bundle never includes ws or Node built-ins", () =>
@@ -74,7 +40,7 @@ describe("Client in a browser", () => {
       const instance = yield* browser
       const tab = yield* Effect.promise(() => instance.newPage())
       // a page of a loopback origin: Chromium blocks about:blank from reaching loopback
-      const page = yield* servePage(`<!doctype html><title>check</title><script>${script}</script>`)
+      const page = yield* serveFiles({ "/": `<!doctype html><title>check</title><script>${script}</script>` })
       yield* Effect.promise(() => tab.goto(page))
       const checked = yield* Effect.promise(() => tab.evaluate((url) => window.runCheck(url), node.url))
       assert.match(checked.id, /^[0-9a-f-]{36}$/)

@@ -15,15 +15,13 @@ import * as Queue from "effect/Queue"
 import * as TestClock from "effect/TestClock"
 import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
-import * as Http from "node:http"
-import type * as Net from "node:net"
 import * as path from "node:path"
-import { chromium } from "playwright-core"
 import WebSocket from "ws"
 import { ChatServer } from "../examples/chat.js"
 import * as Message from "../src/Message.js"
 import * as NodeServer from "../src/NodeServer.js"
 import * as TestServer from "../src/TestServer.js"
+import { browser, neffosModule, serveFiles } from "./chromium.js"
 import { captureEvents } from "./fixtures.js"
 import { startServer } from "./utils.js"
 
@@ -63,25 +61,6 @@ const assertAllWelcomed = (noAsk: Result, ask: Result) => {
   assert.deepStrictEqual([noAsk.welcomed, ask.welcomed], [CONNECTIONS, CONNECTIONS], counts)
 }
 
-const browser = Effect.acquireRelease(
-  Effect.promise(() =>
-    chromium.launch({
-      executablePath: "/usr/bin/chromium",
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync"
-      ]
-    })
-  ),
-  (browser) => Effect.promise(() => browser.close())
-)
-
 /**
  * A page of a loopback origin (Chromium blocks about:blank from reaching loopback)
  * that loads neffos.js's own ES module build and the check as they are.
@@ -92,24 +71,11 @@ import { checkWelcome } from "/check.mjs"
 window.checkWelcome = (url, options) => checkWelcome(neffos, url, options)
 </script>`
 
-const files: Record<string, string> = {
+const servePage = serveFiles({
   "/": page,
-  "/neffos.js": Fs.readFileSync(path.join(import.meta.dirname, "..", "node_modules/neffos.js/dist/neffos.js"), "utf8"),
+  "/neffos.js": neffosModule,
   "/check.mjs": Fs.readFileSync(path.join(dir, "check.mjs"), "utf8")
-}
-
-const servePage = Effect.acquireRelease(
-  Effect.async<Http.Server>((resume) => {
-    const server = Http.createServer((req, res) => {
-      const body = files[req.url ?? ""]
-      if (body === undefined) return void res.writeHead(404).end()
-      const type = req.url === "/" ? "text/html" : "text/javascript"
-      res.writeHead(200, { "content-type": `${type}; charset=utf-8` }).end(body)
-    })
-    server.listen(0, "127.0.0.1", () => resume(Effect.succeed(server)))
-  }),
-  (server) => Effect.sync(() => server.close())
-).pipe(Effect.map((server) => `http://127.0.0.1:${(server.address() as Net.AddressInfo).port}/`))
+})
 
 declare global {
   interface Window {

@@ -20,6 +20,7 @@ import type * as Server from "../Server.js"
 import type * as StackExchange from "../StackExchange.js"
 import { type ConnHooks, ConnImpl, type EventTable, type NSConnImpl, type RoomImpl } from "./conn.js"
 import { failureOf, logsDebug } from "./failure.js"
+import { withQueryHeaders } from "./request.js"
 import * as msg from "./message.js"
 import type { Frame } from "./outbox.js"
 import { Timers } from "./timers.js"
@@ -661,23 +662,3 @@ export const make = <E, R>(
     }
     return server
   })
-
-const headerPrefix = "x-websocket-header-"
-
-/**
- * Browsers cannot set WebSocket headers, so neffos.js sends them as
- * `X-Websocket-Header-<Name>` query parameters; they become headers here, before
- * the id generator and `onConnect` see the request.
- */
-const withQueryHeaders = (request: Conn.Request): Conn.Request => {
-  const q = request.url.indexOf("?")
-  if (q === -1 || request.url.toLowerCase().indexOf(headerPrefix, q) === -1) return request
-  const headers: Record<string, string> = { ...request.headers }
-  for (const [key, value] of new URLSearchParams(request.url.slice(q + 1))) {
-    if (key.length > headerPrefix.length && key.toLowerCase().startsWith(headerPrefix)) {
-      const name = key.slice(headerPrefix.length).toLowerCase()
-      headers[name] = headers[name] === undefined ? value : `${headers[name]}, ${value}`
-    }
-  }
-  return { ...request, headers }
-}
