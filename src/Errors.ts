@@ -39,17 +39,30 @@ export class ConnectionClosed extends Data.TaggedError("ConnectionClosed")<{
 }
 
 /**
- * The namespace is not declared, or the connection is not connected to it.
- * Its wire text is `bad namespace`.
+ * A namespace this operation cannot use, and why:
+ *
+ * - `NotDeclared`: this side's events do not declare it (so it cannot be connected);
+ * - `NotConnected`: the connection is not (or no longer) connected to it;
+ * - `RefusedByPeer`: the peer answered `bad namespace` (neffos's text when it does
+ *   not declare the namespace, or the connection is not connected to it there).
  *
  * @since 0.1.0
  * @category errors
  */
 export class BadNamespace extends Data.TaggedError("BadNamespace")<{
   readonly namespace: string
+  readonly reason: "NotDeclared" | "NotConnected" | "RefusedByPeer"
 }> {
   override get message() {
-    return "bad namespace"
+    const name = JSON.stringify(this.namespace)
+    switch (this.reason) {
+      case "NotDeclared":
+        return `bad namespace ${name}: not declared in this side's events`
+      case "NotConnected":
+        return `bad namespace ${name}: not connected`
+      case "RefusedByPeer":
+        return `bad namespace ${name}: refused by the peer`
+    }
   }
 }
 

@@ -10,6 +10,7 @@ import type * as Scope from "effect/Scope"
 import type * as Net from "node:net"
 import { WebSocketServer } from "ws"
 import * as Client from "../src/Client.js"
+import * as Errors from "../src/Errors.js"
 import * as Events from "../src/Events.js"
 import * as Message from "../src/Message.js"
 import * as NodeClient from "../src/NodeClient.js"
@@ -155,7 +156,8 @@ describe("Client frames against a scripted Go server", () => {
       const request = yield* peer.nextText
       yield* peer.send(`${tokenOf(request)};second;;_OnNamespaceConnect;1;0;bad namespace`)
       const error = yield* Effect.flip(refused.await.pipe(Effect.flatten))
-      assert.deepStrictEqual([error._tag, error.message], ["RemoteError", "bad namespace"])
+      assert.deepStrictEqual(error, new Errors.BadNamespace({ namespace: "second", reason: "RefusedByPeer" }))
+      assert.strictEqual(error.message, `bad namespace "second": refused by the peer`)
     }))
 
   it.scopedLive("(c) server-initiated connect is answered with the empty reply", () =>

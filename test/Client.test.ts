@@ -6,12 +6,17 @@ import * as Chunk from "effect/Chunk"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
+import * as HashMap from "effect/HashMap"
+import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
+import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Client from "../src/Client.js"
-import type * as Errors from "../src/Errors.js"
+import * as Errors from "../src/Errors.js"
 import * as Events from "../src/Events.js"
 import * as Message from "../src/Message.js"
 import * as NodeClient from "../src/NodeClient.js"
@@ -82,9 +87,46 @@ describe("Client", () => {
       const veto = yield* Effect.flip(conn.connect("refuse"))
       assert.deepStrictEqual([veto._tag, veto.message], ["RemoteError", "refused by server"])
       const unknownOnServer = yield* Effect.flip(conn.connect("onlyclient"))
-      assert.deepStrictEqual([unknownOnServer._tag, unknownOnServer.message], ["RemoteError", "bad namespace"])
+      assert.deepStrictEqual(
+        unknownOnServer,
+        new Errors.BadNamespace({ namespace: "onlyclient", reason: "RefusedByPeer" })
+      )
       const notDeclared = yield* Effect.flip(conn.connect("second"))
-      assert.strictEqual(notDeclared._tag, "BadNamespace")
+      assert.deepStrictEqual(notDeclared, new Errors.BadNamespace({ namespace: "second", reason: "NotDeclared" }))
+      assert.strictEqual(notDeclared.message, `bad namespace "second": not declared in this side's events`)
+      const ns = yield* conn.connect("default")
+      yield* ns.disconnect()
+      const gone = yield* Effect.flip(ns.emit("chat", "late"))
+      assert.deepStrictEqual(gone, new Errors.BadNamespace({ namespace: "default", reason: "NotConnected" }))
+    }))
+
+  it.scopedLive("an event the client has no handler for is logged at debug level with its name", () =>
+    Effect.gen(function*() {
+      const logs: Array<string> = []
+      const capture = Logger.make(({ annotations, logLevel, message }) => {
+        logs.push(
+          `${logLevel.label} ${String(message)} ${
+            String(HashMap.get(annotations, "event").pipe(Option.getOrUndefined))
+          }`
+        )
+      })
+      const { server, url } = yield* startServer({ events: captureEvents, idGenerator: () => "quiet" })
+      const conn = yield* dial(url, { events: Events.client({ default: {} }) }).pipe(
+        Effect.provide(
+          Layer.merge(Logger.replace(Logger.defaultLogger, capture), Logger.minimumLogLevel(LogLevel.Debug))
+        )
+      )
+      yield* conn.connect("default")
+      yield* server.send("quiet", { namespace: "default", event: "mystery", body: "?" })
+      yield* Effect.gen(function*() {
+        while (!logs.some((log) => log.includes("mystery"))) yield* Effect.yieldNow()
+      }).pipe(
+        Effect.timeoutFail({ duration: "2 seconds", onTimeout: () => new Error(`not logged: ${logs.join("; ")}`) })
+      )
+      assert.include(
+        logs.find((log) => log.includes("mystery")),
+        `DEBUG effect-neffos: no handler for event "mystery" mystery`
+      )
     }))
 
   it.scopedLive("a dial to nothing fails with HandshakeError", () =>

@@ -105,7 +105,10 @@ describe("TestServer", () => {
       const ns = yield* client.client.waitServerConnect("other")
       assert.strictEqual(ns.namespace, "other")
       const refused = yield* Effect.flip(client.connect("nowhere"))
-      assert.deepStrictEqual([refused._tag, refused.message], ["RemoteError", "bad namespace"])
+      assert.deepStrictEqual([refused._tag, refused.message], [
+        "BadNamespace",
+        `bad namespace "nowhere": refused by the peer`
+      ])
     }).pipe(Effect.provide(TestServer.layer({ events, onConnect: (conn) => Effect.asVoid(conn.connect("other")) }))))
 
   it.effect("a raw socket: the handshake by hand, frames as sent, the server's side once accepted", () =>

@@ -295,7 +295,9 @@ export class ConnImpl {
   namespace(name: string): Effect.Effect<NSConnImpl, Errors.BadNamespace> {
     return Effect.suspend(() => {
       const ns = this.nsMap.get(name)
-      return ns === undefined ? Effect.fail(new Errors.BadNamespace({ namespace: name })) : Effect.succeed(ns)
+      return ns === undefined
+        ? Effect.fail(new Errors.BadNamespace({ namespace: name, reason: "NotConnected" }))
+        : Effect.succeed(ns)
     })
   }
 
@@ -892,6 +894,13 @@ export class ConnImpl {
     }
     if (this.handlerFor(m.namespace, m.event) === undefined) {
       if (isAsk && this.config.answerUnrepliedAsks) this.writeError(m, "unknown event")
+      if (this.config.logsDebug) {
+        Runtime.runFork(this.config.runtime)(
+          Effect.logDebug(`effect-neffos: no handler for event ${JSON.stringify(m.event)}`).pipe(
+            Effect.annotateLogs({ connection: this.id, namespace: m.namespace, room: m.room, event: m.event })
+          )
+        )
+      }
       return undefined
     }
     return ns
@@ -1069,15 +1078,27 @@ export class ConnImpl {
     request: Message.Message,
     timeout: Duration.DurationInput | undefined,
     commit?: (reply: Message.Message) => void
-  ): Effect.Effect<Message.Message, Errors.AskTimeout | Errors.RemoteError | Errors.ConnectionClosed> {
+  ): Effect.Effect<
+    Message.Message,
+    Errors.AskTimeout | Errors.RemoteError | Errors.ConnectionClosed | Errors.BadNamespace
+  > {
     const duration = timeout === undefined ? this.config.askTimeout : Duration.decode(timeout)
     const wait = request.wait
-    const ask = Effect.async<Message.Message, Errors.RemoteError | Errors.ConnectionClosed>((resume) => {
+    const ask = Effect.async<
+      Message.Message,
+      Errors.RemoteError | Errors.ConnectionClosed | Errors.BadNamespace
+    >((resume) => {
       if (this.phase === CLOSED) return resume(Effect.fail(this.closedError))
       if (this.phase === ACCEPTING) this.accept()
       this.pending.set(wait, (reply) => {
         if (reply === undefined) return resume(Effect.fail(this.closedError))
         if (reply.error !== undefined && reply.error.length > 0) {
+          // neffos's own text for a namespace the peer does not declare or has not connected
+          if (reply.error === "bad namespace") {
+            return resume(
+              Effect.fail(new Errors.BadNamespace({ namespace: request.namespace, reason: "RefusedByPeer" }))
+            )
+          }
           return resume(Effect.fail(
             new Errors.RemoteError({
               text: reply.error,
@@ -1108,7 +1129,9 @@ export class ConnImpl {
     const timeout = options?.timeout
     return Effect.suspend(() => {
       if (this.phase === CLOSED) return Effect.fail(this.closedError)
-      if (!this.config.events.has(namespace)) return Effect.fail(new Errors.BadNamespace({ namespace }))
+      if (!this.config.events.has(namespace)) {
+        return Effect.fail(new Errors.BadNamespace({ namespace, reason: "NotDeclared" }))
+      }
       const existing = this.nsMap.get(namespace)
       if (existing !== undefined) return Effect.succeed(existing)
       const inflight = this.connecting.get(namespace)
@@ -1173,7 +1196,9 @@ export class ConnImpl {
   ): Effect.Effect<RoomImpl, Errors.RequestError> {
     return Effect.gen(this, function*() {
       if (this.phase === CLOSED) return yield* Effect.fail(this.closedError)
-      if (ns.removed) return yield* Effect.fail(new Errors.BadNamespace({ namespace: ns.namespace }))
+      if (ns.removed) {
+        return yield* Effect.fail(new Errors.BadNamespace({ namespace: ns.namespace, reason: "NotConnected" }))
+      }
       const existing = ns.roomMap.get(name)
       if (existing !== undefined) return existing
       const room = new RoomImpl(ns, name)
@@ -1323,7 +1348,7 @@ export class NSConnImpl {
 
   private check(room: string): Errors.ConnectionClosed | Errors.BadNamespace | Errors.BadRoom | undefined {
     if (this.conn.closed) return this.conn.closedError
-    if (this.removed) return new Errors.BadNamespace({ namespace: this.namespace })
+    if (this.removed) return new Errors.BadNamespace({ namespace: this.namespace, reason: "NotConnected" })
     if (room.length > 0) {
       const r = this.roomMap.get(room)
       if (r === undefined) return new Errors.BadRoom({ namespace: this.namespace, room })

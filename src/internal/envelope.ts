@@ -283,6 +283,7 @@ const writeFailure = (w: Writer, error: Errors.AskError | Errors.ConnectionNotFo
       return
     case "BadNamespace":
       w.string(error.namespace)
+      w.string(error.reason)
       return
     case "BadRoom":
       w.string(error.namespace)
@@ -311,8 +312,14 @@ const readFailure = (r: Reader): Errors.AskError | Errors.ConnectionNotFound => 
     }
     case "ConnectionClosed":
       return new Errors.ConnectionClosed({ id: r.string() })
-    case "BadNamespace":
-      return new Errors.BadNamespace({ namespace: r.string() })
+    case "BadNamespace": {
+      const namespace = r.string()
+      const reason = r.string()
+      return new Errors.BadNamespace({
+        namespace,
+        reason: reason === "NotDeclared" || reason === "RefusedByPeer" ? reason : "NotConnected"
+      })
+    }
     case "BadRoom": {
       const namespace = r.string()
       return new Errors.BadRoom({ namespace, room: r.string() })

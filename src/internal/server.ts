@@ -452,7 +452,9 @@ export const make = <E, R>(
         }
         const askOne = (conn: ConnImpl) => {
           const ns = conn.nsMap.get(request.namespace)
-          if (ns === undefined) return Effect.fail(new Errors.BadNamespace({ namespace: request.namespace }))
+          if (ns === undefined) {
+            return Effect.fail(new Errors.BadNamespace({ namespace: request.namespace, reason: "NotConnected" }))
+          }
           return ns.askIn(request.room ?? "", request.event, request.body ?? "", timeout)
         }
         // several connections may share an id: the first reply wins, as in neffos

@@ -212,7 +212,7 @@ export const make: Effect.Effect<TestServer.TestServer, never, Server.Server | S
         )
       ).pipe(
         Effect.asVoid,
-        Effect.catchTags({ RemoteError: () => Effect.void, AskTimeout: Effect.die })
+        Effect.catchTags({ RemoteError: () => Effect.void, BadNamespace: () => Effect.void, AskTimeout: Effect.die })
       )
       const expect = (expected: TestServer.Expected) =>
         Effect.flatMap(next, (m) =>
