@@ -185,29 +185,44 @@ export interface RoomHandle<N> {
 }
 
 /**
- * A connection's membership of a namespace, on the server: it can also broadcast.
+ * A broadcast from a handle: an event and a body, or a message (whose namespace and
+ * room default to the handle's own; a message received by a handler can be passed
+ * on as it is).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Broadcast<M> {
+  (event: string, body?: string | Uint8Array): Effect.Effect<void>
+  (message: M): Effect.Effect<void>
+}
+
+/**
+ * A connection's membership of a namespace, on the server: it can also broadcast,
+ * as `broadcast("event", body)` or `broadcast({ room, event, body, to })`.
  *
  * @since 0.1.0
  * @category models
  */
 export interface NSConn extends NamespaceHandle<Conn, Room> {
-  /** to every connection of the message's namespace (and room), this one included */
-  readonly broadcast: (message: Outgoing) => Effect.Effect<void>
-  /** to every connection of the message's namespace (and room) but this one */
-  readonly broadcastOthers: (message: Outgoing) => Effect.Effect<void>
+  /** to every connection of the namespace (or of the message's room), this one included */
+  readonly broadcast: Broadcast<Outgoing>
+  /** to every connection of the namespace (or of the message's room) but this one */
+  readonly broadcastOthers: Broadcast<Outgoing>
 }
 
 /**
- * A connection's membership of a room, on the server: it can also broadcast.
+ * A connection's membership of a room, on the server: it can also broadcast to
+ * the room, as `broadcast("event", body)` or `broadcast({ event, body, to })`.
  *
  * @since 0.1.0
  * @category models
  */
 export interface Room extends RoomHandle<NSConn> {
   /** to every member of this room, this connection included */
-  readonly broadcast: (event: string, body?: string | Uint8Array) => Effect.Effect<void>
+  readonly broadcast: Broadcast<Omit<Outgoing, "namespace" | "room">>
   /** to every member of this room but this connection */
-  readonly broadcastOthers: (event: string, body?: string | Uint8Array) => Effect.Effect<void>
+  readonly broadcastOthers: Broadcast<Omit<Outgoing, "namespace" | "room">>
 }
 
 /**

@@ -1466,12 +1466,12 @@ export class NSConnImpl {
     )
   }
 
-  broadcast(message: Conn.Outgoing): Effect.Effect<void> {
-    return this.broadcastMessage(message, undefined)
+  broadcast(event: string | Conn.Outgoing, body?: string | Uint8Array): Effect.Effect<void> {
+    return this.broadcastMessage(typeof event === "string" ? { event, body } : event, undefined)
   }
 
-  broadcastOthers(message: Conn.Outgoing): Effect.Effect<void> {
-    return this.broadcastMessage(message, this.conn)
+  broadcastOthers(event: string | Conn.Outgoing, body?: string | Uint8Array): Effect.Effect<void> {
+    return this.broadcastMessage(typeof event === "string" ? { event, body } : event, this.conn)
   }
 }
 
@@ -1484,12 +1484,18 @@ export class RoomImpl {
     return this.ns
   }
 
-  broadcast(event: string, body: string | Uint8Array = ""): Effect.Effect<void> {
-    return this.ns.broadcastMessage({ room: this.name, event, body }, undefined)
+  broadcast(event: string | Conn.Outgoing, body?: string | Uint8Array): Effect.Effect<void> {
+    return this.ns.broadcastMessage(this.inRoom(event, body), undefined)
   }
 
-  broadcastOthers(event: string, body: string | Uint8Array = ""): Effect.Effect<void> {
-    return this.ns.broadcastMessage({ room: this.name, event, body }, this.ns.conn)
+  broadcastOthers(event: string | Conn.Outgoing, body?: string | Uint8Array): Effect.Effect<void> {
+    return this.ns.broadcastMessage(this.inRoom(event, body), this.ns.conn)
+  }
+
+  private inRoom(event: string | Conn.Outgoing, body: string | Uint8Array | undefined): Conn.Outgoing {
+    return typeof event === "string"
+      ? { room: this.name, event, body }
+      : { ...event, namespace: this.ns.namespace, room: this.name }
   }
 
   emit(event: string, body: string | Uint8Array = "") {
