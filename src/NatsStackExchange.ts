@@ -27,6 +27,7 @@ import type * as ConfigError from "effect/ConfigError"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import type * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import type * as Errors from "./Errors.js"
 import * as internal from "./internal/natsStackExchange.js"
@@ -40,7 +41,7 @@ import * as StackExchange from "./StackExchange.js"
  */
 export interface ConfigOptions extends StackExchange.Options {
   /** one or more `host:port` or `nats://` URLs; default `127.0.0.1:4222` */
-  readonly servers?: string | ReadonlyArray<string> | undefined
+  readonly servers?: string | Redacted.Redacted<string> | ReadonlyArray<string | Redacted.Redacted<string>> | undefined
   /** how long building the layer waits for the connection; default 5 s */
   readonly connectTimeout?: Duration.DurationInput | undefined
 }
@@ -77,7 +78,8 @@ export const layer = (options?: Options): Layer.Layer<StackExchange.StackExchang
 
 /**
  * Like {@link layer}, with the options read from `Config`, e.g.
- * `layerConfig({ servers: Config.array(Config.string(), "NATS_SERVERS") })`.
+ * `layerConfig({ servers: Config.array(Config.redacted(), "NATS_SERVERS") })` (server URLs
+ * may hold credentials: read them as `Redacted`, so they never show in logs).
  *
  * @since 0.1.0
  * @category layers

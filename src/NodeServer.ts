@@ -17,6 +17,8 @@ import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequ
 import * as HttpServer from "@effect/platform/HttpServer"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -150,6 +152,33 @@ export const layer = (options?: Options): Layer.Layer<NodeServer, never, Server.
       }
     })
   )
+
+/**
+ * Where to listen, from `Config`: `PORT` (default 8080; 0 picks a free port), `HOST`
+ * (default `127.0.0.1`) and `WS_PATH` (default `/echo`).
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const config: Config.Config<Options> = Config.all({
+  port: Config.integer("PORT").pipe(
+    Config.validate({ message: "a TCP port from 0 (any free port) to 65535", validation: (n) => n >= 0 && n <= 65535 }),
+    Config.withDefault(8080)
+  ),
+  host: Config.withDefault(Config.string("HOST"), "127.0.0.1"),
+  path: Config.withDefault(Config.string("WS_PATH"), "/echo")
+})
+
+/**
+ * Like {@link layer}, with the options read from `Config` (by default
+ * {@link config}: `PORT`, `HOST`, `WS_PATH`).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  options: Config.Config<Options> = config
+): Layer.Layer<NodeServer, ConfigError.ConfigError, Server.Server> => Layer.unwrapEffect(Effect.map(options, layer))
 
 /**
  * Listens until the scope closes. Then it stops listening at once, runs

@@ -24,6 +24,7 @@ import type * as ConfigError from "effect/ConfigError"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import type * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import type { RedisOptions } from "ioredis"
 import type * as Errors from "./Errors.js"
@@ -38,7 +39,7 @@ import * as StackExchange from "./StackExchange.js"
  */
 export interface ConfigOptions extends StackExchange.Options {
   /** default `redis://127.0.0.1:6379` (`rediss://` for TLS; user and password may be in the URL) */
-  readonly url?: string | undefined
+  readonly url?: string | Redacted.Redacted<string> | undefined
   /** how long building the layer waits for both connections; default 5 s */
   readonly connectTimeout?: Duration.DurationInput | undefined
 }
@@ -77,7 +78,8 @@ export const layer = (options?: Options): Layer.Layer<StackExchange.StackExchang
 
 /**
  * Like {@link layer}, with the options read from `Config`, e.g.
- * `layerConfig({ url: Config.string("REDIS_URL") })`.
+ * `layerConfig({ url: Config.redacted("REDIS_URL") })` (a URL may hold a password: read it
+ * as `Redacted`, so it never shows in logs).
  *
  * @since 0.1.0
  * @category layers

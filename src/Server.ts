@@ -5,9 +5,11 @@
  *
  * @since 0.1.0
  */
+import type * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
 import type * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
-import type * as Effect from "effect/Effect"
+import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
@@ -16,6 +18,7 @@ import type * as Conn from "./Conn.js"
 import type * as Errors from "./Errors.js"
 import type * as Events from "./Events.js"
 import * as internal from "./internal/server.js"
+import * as internalConfig from "./internal/serverConfig.js"
 import type * as Message from "./Message.js"
 import type { RawSocket, SocketHandlers } from "./Transport.js"
 
@@ -282,3 +285,63 @@ export const make: <E, R>(options: Options<E, R>) => Effect.Effect<Server, never
  */
 export const layer = <E, R>(options: Options<E, R>): Layer.Layer<Server, never, Exclude<R, Server>> =>
   Layer.scoped(Server, make(options))
+
+/**
+ * The options of {@link Options} that are plain data, as {@link layerConfig} reads
+ * them from `Config`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ConfigOptions {
+  readonly askTimeout?: Duration.DurationInput | undefined
+  readonly handshakeTimeout?: Duration.DurationInput | undefined
+  readonly pingInterval?: Duration.DurationInput | undefined
+  readonly pingTimeout?: Duration.DurationInput | undefined
+  readonly shutdownTimeout?: Duration.DurationInput | undefined
+  readonly maxMessageSize?: number | undefined
+  readonly inboundCapacity?: number | undefined
+  readonly maxNameLength?: number | undefined
+  readonly maxRoomsPerConnection?: number | undefined
+  readonly answerUnrepliedAsks?: boolean | undefined
+  readonly outbox?: OutboxOptions | undefined
+  readonly strict?: boolean | { readonly writeTimeout?: Duration.DurationInput | undefined } | undefined
+}
+
+/**
+ * Every data option, each optional, under `NEFFOS_` (with `ConfigProvider.fromEnv`):
+ * `NEFFOS_ASK_TIMEOUT`, `NEFFOS_HANDSHAKE_TIMEOUT`, `NEFFOS_PING_INTERVAL`,
+ * `NEFFOS_PING_TIMEOUT`, `NEFFOS_SHUTDOWN_TIMEOUT` (durations such as `5 seconds`),
+ * `NEFFOS_MAX_MESSAGE_SIZE`, `NEFFOS_INBOUND_CAPACITY`, `NEFFOS_MAX_NAME_LENGTH`,
+ * `NEFFOS_MAX_ROOMS_PER_CONNECTION`, `NEFFOS_ANSWER_UNREPLIED_ASKS`,
+ * `NEFFOS_OUTBOX_CAPACITY`, `NEFFOS_OUTBOX_MAX_BYTES`, `NEFFOS_OUTBOX_STRATEGY`
+ * (`sliding`, `dropping` or `disconnect`), `NEFFOS_OUTBOX_HIGH_WATER_MARK`,
+ * `NEFFOS_STRICT` and `NEFFOS_STRICT_WRITE_TIMEOUT`.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const config: Config.Config<ConfigOptions> = internalConfig.config
+
+/**
+ * Like {@link layer}, with the data options read from `Config` (by default
+ * {@link config}, the `NEFFOS_*` variables) on top of those given in code: what the
+ * configuration sets wins, what it leaves out keeps the code's value (or the
+ * default). A malformed value fails the layer with a `ConfigError`.
+ *
+ * @example
+ * ```ts
+ * const ServerLive = Server.layerConfig({ events })  // NEFFOS_PING_INTERVAL="10 seconds" npm start
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = <E, R>(
+  options: Options<E, R>,
+  config?: Config.Config<ConfigOptions>
+): Layer.Layer<Server, ConfigError.ConfigError, Exclude<R, Server>> =>
+  Layer.scoped(
+    Server,
+    Effect.flatMap(config ?? internalConfig.config, (fromConfig) => make(internalConfig.merge(options, fromConfig)))
+  )

@@ -2,6 +2,7 @@
 import { connect, type Subscription } from "@nats-io/transport-node"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import * as Errors from "../Errors.js"
 import type * as NatsStackExchange from "../NatsStackExchange.js"
@@ -26,11 +27,13 @@ const transport = (
 ): Effect.Effect<StackExchange.Transport, Errors.StackExchangeError, Scope.Scope> =>
   Effect.gen(function*() {
     const connectTimeout = Duration.decode(options.connectTimeout ?? defaults.connectTimeout)
+    const reveal = (server: string | Redacted.Redacted<string>) =>
+      Redacted.isRedacted(server) ? Redacted.value(server) : server
     const servers = options.servers === undefined
       ? defaults.servers
-      : typeof options.servers === "string"
-      ? options.servers
-      : Array.from(options.servers)
+      : typeof options.servers === "string" || Redacted.isRedacted(options.servers)
+      ? reveal(options.servers)
+      : Array.from(options.servers, reveal)
     const nc = yield* Effect.acquireRelease(
       Effect.tryPromise({
         try: () =>

@@ -1,6 +1,7 @@
 /** @internal */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import { Redis } from "ioredis"
 import * as Errors from "../Errors.js"
@@ -27,7 +28,11 @@ const transport = (
   handlers: StackExchange.TransportHandlers
 ): Effect.Effect<StackExchange.Transport, Errors.StackExchangeError, Scope.Scope> =>
   Effect.gen(function*() {
-    const url = options.url ?? defaults.url
+    const url = options.url === undefined
+      ? defaults.url
+      : Redacted.isRedacted(options.url)
+      ? Redacted.value(options.url)
+      : options.url
     const connectTimeout = Duration.decode(options.connectTimeout ?? defaults.connectTimeout)
     let lastError: unknown
     let publisherUp = false
