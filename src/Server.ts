@@ -147,6 +147,11 @@ export interface Options<E, R> {
   readonly pingTimeout?: Duration.DurationInput | undefined
   /** largest accepted frame in bytes (larger: close 1009); default 1 MiB */
   readonly maxMessageSize?: number | undefined
+  /**
+   * Lifecycle events kept for a subscriber (`subscribe`, `lifecycle`) that has not
+   * taken them yet; beyond it the oldest are dropped. Default 1,024.
+   */
+  readonly lifecycleCapacity?: number | undefined
   /** inbound messages queued per connection before the socket stops being read; default 256 */
   readonly inboundCapacity?: number | undefined
   /**

@@ -335,3 +335,37 @@ describe("Bounded per-connection state", () => {
       )
     }))
 })
+
+describe("The server owns what it runs", () => {
+  it.scopedLive("releasing the layer interrupts an onConnect that never ends", () =>
+    Effect.gen(function*() {
+      const interrupted = yield* Deferred.make<void>()
+      const started = yield* Deferred.make<void>()
+      const scope = yield* Scope.make()
+      const { url } = yield* startServer({
+        events,
+        onConnect: () =>
+          Deferred.succeed(started, undefined).pipe(
+            Effect.zipRight(Effect.never),
+            Effect.onInterrupt(() => Deferred.succeed(interrupted, undefined))
+          )
+      }).pipe(Scope.extend(scope))
+      const client = yield* rawClient(url)
+      yield* client.send("M")
+      yield* Deferred.await(started).pipe(within(2000, "onConnect started"))
+      yield* Scope.close(scope, Exit.void).pipe(within(2000, "the layer's release"))
+      yield* Deferred.await(interrupted).pipe(within(2000, "onConnect interrupted"))
+    }))
+
+  it.scoped("lifecycle events are kept up to lifecycleCapacity per subscriber; the oldest go first", () =>
+    Effect.gen(function*() {
+      const server = yield* Server.Server
+      const events = yield* server.subscribe
+      for (const id of ["a", "b", "c"]) yield* TestServer.connect({ id })
+      const kept = yield* Queue.takeAll(events)
+      assert.deepStrictEqual(
+        Array.from(kept, (event) => event._tag === "Connected" ? event.conn.id : event._tag),
+        ["b", "c"]
+      )
+    }).pipe(Effect.provide(TestServer.layer({ events, lifecycleCapacity: 2 }))))
+})

@@ -62,6 +62,8 @@ export const instance = (
     const serverLayer = Server.layer({
       events,
       askTimeout: "2 seconds",
+      // the tests count every lifecycle event of thousands of connections
+      lifecycleCapacity: 16_384,
       outbox: options?.outbox,
       idGenerator: (request) => new URL(request.url, "http://x").searchParams.get("id") ?? crypto.randomUUID()
     })

@@ -184,7 +184,7 @@ describe("TestServer", () => {
       const refused = yield* Effect.flip(TestServer.connect())
       assert.deepStrictEqual([refused._tag, refused.message], [
         "HandshakeError",
-        "handshake failed (Closed): the socket closed (1001 server shutting down) before A<id>"
+        "handshake failed (Closed): the socket closed (1001 server shutdown) before A<id>"
       ])
     }).pipe(Effect.provide(TestServer.layer({ events }))))
 

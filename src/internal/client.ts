@@ -3,7 +3,7 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
-import * as Runtime from "effect/Runtime"
+import * as FiberSet from "effect/FiberSet"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as SubscriptionRef from "effect/SubscriptionRef"
@@ -81,7 +81,10 @@ export const dial = <E, R>(
 > =>
   Effect.gen(function*() {
     const transport = yield* TransportTag
-    const runtime = (yield* Effect.runtime<R>()) as Runtime.Runtime<unknown>
+    // the connection's fibers end with the dial's scope
+    const fork = (yield* FiberSet.runtime(yield* FiberSet.make<unknown, unknown>())<R>()) as <A, E>(
+      effect: Effect.Effect<A, E>
+    ) => Fiber.RuntimeFiber<A, E>
     const state = yield* SubscriptionRef.make<ConnectionState>({ _tag: "Connecting" })
     const headers = options?.headers ?? {}
     const handshakeTimeout = Duration.decode(options?.handshakeTimeout ?? Duration.seconds(10))
@@ -156,7 +159,7 @@ export const dial = <E, R>(
         if (!reconnecting) {
           reconnecting = true
           setState({ _tag: "Reconnecting", attempt: 0, code, reason })
-          reconnector = Runtime.runFork(runtime)(reconnect(conn, code, reason))
+          reconnector = fork(reconnect(conn, code, reason))
         }
         return true
       }
@@ -170,13 +173,13 @@ export const dial = <E, R>(
       {
         side: "client",
         events: table,
-        runtime,
+        fork,
         askTimeout: Duration.decode(options?.askTimeout ?? Duration.seconds(30)),
         inboundCapacity: 256,
         answerUnrepliedAsks: false,
         native: table.get("")?.has("_OnNativeMessage") === true ? "fallback" : "none",
         errorText: options?.errorText,
-        logsDebug: logsDebug(runtime),
+        logsDebug: logsDebug(yield* Effect.runtime<never>()),
         // a client trusts the server it chose to dial with its names and rooms
         maxNameLength: Infinity,
         maxRooms: Infinity,

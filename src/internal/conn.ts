@@ -9,7 +9,6 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
-import * as Runtime from "effect/Runtime"
 import * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import * as SubscriptionRef from "effect/SubscriptionRef"
@@ -81,7 +80,8 @@ export interface ConnHooks {
 export interface ConnConfig {
   readonly side: Side
   readonly events: EventTable
-  readonly runtime: Runtime.Runtime<any>
+  /** runs a fiber of the connection (dispatcher, close sequence, ...) under its owner's supervision */
+  readonly fork: <A, E>(effect: Effect.Effect<A, E>) => Fiber.RuntimeFiber<A, E>
   readonly askTimeout: Duration.Duration
   readonly inboundCapacity: number
   readonly answerUnrepliedAsks: boolean
@@ -598,7 +598,7 @@ export class ConnImpl {
   private startDispatcher(): void {
     this.dispatching = true
     // the fiber may run to completion inside runFork: only keep it while it is still draining
-    const fiber = Runtime.runFork(this.config.runtime)(this.drain())
+    const fiber = this.config.fork(this.drain())
     if (this.dispatching && this.dispatcher === undefined) this.dispatcher = fiber
   }
 
@@ -895,7 +895,7 @@ export class ConnImpl {
     if (this.handlerFor(m.namespace, m.event) === undefined) {
       if (isAsk && this.config.answerUnrepliedAsks) this.writeError(m, "unknown event")
       if (this.config.logsDebug) {
-        Runtime.runFork(this.config.runtime)(
+        this.config.fork(
           Effect.logDebug(`effect-neffos: no handler for event ${JSON.stringify(m.event)}`).pipe(
             Effect.annotateLogs({ connection: this.id, namespace: m.namespace, room: m.room, event: m.event })
           )
@@ -924,7 +924,7 @@ export class ConnImpl {
       }
       if (Exit.isExit(effect)) {
         const after = this.handleExit(m, effect as Exit.Exit<void | Reply.Reply, unknown>)
-        if (after !== Effect.void) Runtime.runFork(this.config.runtime)(after)
+        if (after !== Effect.void) this.config.fork(after)
       } else {
         this.enqueue(Effect.flatMap(Effect.exit(effect), (exit) => this.handleExit(m, exit)))
         return true
@@ -1282,7 +1282,7 @@ export class ConnImpl {
     this.closeReason = reason
     this.cancelTimers()
     const dispatcher = this.dropSocketState()
-    Runtime.runFork(this.config.runtime)(this.closeSequence(dispatcher))
+    this.config.fork(this.closeSequence(dispatcher))
   }
 
   private cancelTimers(): void {
@@ -1304,7 +1304,7 @@ export class ConnImpl {
     const dispatcher = this.dispatcher
     this.dispatcher = undefined
     this.dispatching = false
-    if (this.phase === DOWN && dispatcher !== undefined) Effect.runFork(Fiber.interrupt(dispatcher))
+    if (this.phase === DOWN && dispatcher !== undefined) this.config.fork(Fiber.interrupt(dispatcher))
     return dispatcher
   }
 

@@ -87,7 +87,7 @@ export const describe = (
  *
  * @internal
  */
-export const logsDebug = (runtime: Runtime.Runtime<unknown>): boolean =>
+export const logsDebug = (runtime: Runtime.Runtime<never>): boolean =>
   LogLevel.lessThanEqual(
     FiberRefs.getOrDefault(runtime.fiberRefs, FiberRef.currentMinimumLogLevel),
     LogLevel.Debug

@@ -1,16 +1,23 @@
-/** @internal */
+/**
+ * The server: options, the per-connection timers, accepting sockets, the hooks
+ * that keep the registry in step with the connections, sends and asks by id, the
+ * stack exchange adapter and shutdown. Fan-out is in broadcast.ts, the index in
+ * registry.ts, the close of every connection in shutdown.ts.
+ *
+ * @internal
+ */
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import type * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
+import * as FiberSet from "effect/FiberSet"
 import * as HashMap from "effect/HashMap"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as PubSub from "effect/PubSub"
-import * as Ref from "effect/Ref"
-import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type * as Conn from "../Conn.js"
@@ -18,13 +25,15 @@ import * as Errors from "../Errors.js"
 import type * as Message from "../Message.js"
 import type * as Server from "../Server.js"
 import type * as StackExchange from "../StackExchange.js"
-import { type ConnHooks, ConnImpl, type EventTable, type NSConnImpl, type RoomImpl } from "./conn.js"
+import * as Broadcast from "./broadcast.js"
+import { type ConnConfig, type ConnHooks, ConnImpl, type EventTable, type NSConnImpl, type RoomImpl } from "./conn.js"
 import { failureOf, logsDebug } from "./failure.js"
 import * as msg from "./message.js"
-import type { Frame } from "./outbox.js"
+import { Registry, targets } from "./registry.js"
 import { withQueryHeaders } from "./request.js"
+import { closeAll } from "./shutdown.js"
 import { Timers } from "./timers.js"
-import { type RawSocket, SharedText, type SocketHandlers } from "./transport.js"
+import type { RawSocket, SocketHandlers } from "./transport.js"
 
 /** @internal */
 export const ServerTag = Context.GenericTag<Server.Server>("effect-neffos/Server")
@@ -34,33 +43,6 @@ export const ServerTag = Context.GenericTag<Server.Server>("effect-neffos/Server
  * server's imports (it needs Node), so the package root stays browser-safe.
  */
 const StackExchangeTag = Context.GenericTag<StackExchange.StackExchange>("effect-neffos/StackExchange")
-
-type Members = HashMap.HashMap<number, ConnImpl>
-
-interface NamespaceIndex {
-  readonly conns: Members
-  readonly rooms: HashMap.HashMap<string, Members>
-}
-
-interface State {
-  readonly all: Members
-  readonly byId: HashMap.HashMap<string, Members>
-  readonly namespaces: HashMap.HashMap<string, NamespaceIndex>
-}
-
-const emptyState: State = { all: HashMap.empty(), byId: HashMap.empty(), namespaces: HashMap.empty() }
-const emptyNamespace: NamespaceIndex = { conns: HashMap.empty(), rooms: HashMap.empty() }
-
-const sizeOf = (members: Option.Option<Members>): number =>
-  Option.match(members, { onNone: () => 0, onSome: HashMap.size })
-
-const addTo = (members: Members | undefined, conn: ConnImpl): Members =>
-  HashMap.set(members ?? HashMap.empty(), conn.key, conn)
-
-const removeFrom = (members: Members, conn: ConnImpl): Option.Option<Members> => {
-  const next = HashMap.remove(members, conn.key)
-  return HashMap.isEmpty(next) ? Option.none() : Option.some(next)
-}
 
 /** @internal */
 export const droppedFrames = Metric.counter("effect_neffos_outbox_dropped_frames", {
@@ -84,6 +66,7 @@ const defaults = {
   inboundCapacity: 256,
   maxNameLength: 256,
   maxRoomsPerConnection: 1000,
+  lifecycleCapacity: 1024,
   outbox: { capacity: 1024, strategy: "sliding" as const, highWaterMark: 64 * 1024, maxBytes: 4 * 1024 * 1024 },
   /** after shutdown closed a socket, how long its close handshake may take before it is dropped */
   closeGrace: Duration.millis(500)
@@ -95,6 +78,13 @@ const isNativeOnly = (table: EventTable): boolean => {
   return events !== undefined && events.size === 1 && events.has("_OnNativeMessage")
 }
 
+const resolveOutbox = (o: Server.OutboxOptions | undefined) => ({
+  capacity: Math.max(1, o?.capacity ?? defaults.outbox.capacity),
+  strategy: o?.strategy ?? defaults.outbox.strategy,
+  highWaterMark: o?.highWaterMark ?? defaults.outbox.highWaterMark,
+  maxBytes: Math.max(1, o?.maxBytes ?? defaults.outbox.maxBytes)
+})
+
 /** @internal */
 export const make = <E, R>(
   options: Server.Options<E, R>
@@ -102,11 +92,11 @@ export const make = <E, R>(
   Effect.gen(function*() {
     const table = options.events.table as EventTable
     const nativeOnly = isNativeOnly(table)
-    const native = nativeOnly
-      ? "only" as const
+    const native: ConnConfig["native"] = nativeOnly
+      ? "only"
       : table.get("")?.has("_OnNativeMessage")
-      ? "fallback" as const
-      : "none" as const
+      ? "fallback"
+      : "none"
     const askTimeout = Duration.decode(options.askTimeout ?? defaults.askTimeout)
     const writeTimeout = Duration.decode(
       typeof options.strict === "object" ? options.strict.writeTimeout ?? defaults.writeTimeout : defaults.writeTimeout
@@ -114,33 +104,29 @@ export const make = <E, R>(
     const strictByDefault = options.strict !== undefined && options.strict !== false
     const shutdownTimeout = Duration.decode(options.shutdownTimeout ?? defaults.shutdownTimeout)
     const idGenerator = options.idGenerator ?? (() => crypto.randomUUID())
-    const resolveOutbox = (o: Server.OutboxOptions | undefined) => ({
-      capacity: Math.max(1, o?.capacity ?? defaults.outbox.capacity),
-      strategy: o?.strategy ?? defaults.outbox.strategy,
-      highWaterMark: o?.highWaterMark ?? defaults.outbox.highWaterMark,
-      maxBytes: Math.max(1, o?.maxBytes ?? defaults.outbox.maxBytes)
-    })
     const sharedOutbox = typeof options.outbox === "function" ? undefined : resolveOutbox(options.outbox)
     const outboxFor = (request: Conn.Request) =>
       sharedOutbox ?? resolveOutbox((options.outbox as (request: Conn.Request) => Server.OutboxOptions)(request))
 
-    const state = yield* Ref.make(emptyState)
-    const lifecycle = yield* PubSub.unbounded<Server.ServerEvent>()
-    const strictLock = yield* Effect.makeSemaphore(1)
+    const registry = new Registry<ConnImpl>()
+    const broadcaster = yield* Broadcast.make<ConnImpl>(writeTimeout)
+    const lifecycle = yield* PubSub.sliding<Server.ServerEvent>(
+      Math.max(1, options.lifecycleCapacity ?? defaults.lifecycleCapacity)
+    )
+    const publish = (event: Server.ServerEvent): void => {
+      // unsafeOffer does not slide: when full, publishing (which completes at once) drops the oldest
+      if (!lifecycle.unsafeOffer(event)) Effect.runSync(PubSub.publish(lifecycle, event))
+    }
     let accepting = true
     const shutdownDone = Deferred.unsafeMake<void>(FiberId.none)
     /** connections between their upgrade and their A<id> (or close) */
     const handshaking = new Set<ConnImpl>()
-
-    const update = (f: (s: State) => State): State => Effect.runSync(Ref.updateAndGet(state, f))
     const instanceId = crypto.randomUUID()
     let bridge: StackExchange.Bridge | undefined
-    const publish = (event: Server.ServerEvent): void => {
-      lifecycle.unsafeOffer(event)
-    }
-
-    const baseRuntime = (yield* Effect.runtime<Exclude<R, Server.Server>>()) as Runtime.Runtime<unknown>
-    let runtime: Runtime.Runtime<any> = baseRuntime
+    // the fibers of every connection (dispatchers, close sequences, onConnect) belong to the server:
+    // releasing the layer interrupts whatever is still running
+    const fibers = yield* FiberSet.make<unknown, unknown>()
+    let fork: <A, E2>(effect: Effect.Effect<A, E2>) => Fiber.RuntimeFiber<A, E2>
 
     const timers = yield* Timers.make
     const handshakeQueue = timers.queue<ConnImpl>(options.handshakeTimeout ?? defaults.handshakeTimeout, (conn) => {
@@ -165,86 +151,33 @@ export const make = <E, R>(
     const keepAlive = Duration.toMillis(options.pingInterval ?? defaults.pingInterval) > 0
     yield* Effect.forkScoped(timers.run)
 
+    /** A topic gained its first local member or lost its last one: the exchange subscribes or unsubscribes. */
     const topicChanged = (topic: StackExchange.Topic, members: number, added: boolean) => {
       if (bridge !== undefined && members === (added ? 1 : 0)) bridge.topicChanged(topic, added)
     }
 
-    const register = (conn: ConnImpl) => {
-      const next = update((s) => ({
-        ...s,
-        all: addTo(s.all, conn),
-        byId: HashMap.set(s.byId, conn.id, addTo(HashMap.get(s.byId, conn.id).pipe(Option.getOrUndefined), conn))
-      }))
-      connectionsGauge.unsafeUpdate(HashMap.size(next.all), [])
-      topicChanged({ _tag: "Connection", id: conn.id }, sizeOf(HashMap.get(next.byId, conn.id)), true)
-      publish({ _tag: "Connected", conn })
-    }
-
-    const unregister = (conn: ConnImpl) => {
-      const next = update((s) => ({
-        ...s,
-        all: HashMap.remove(s.all, conn.key),
-        byId: HashMap.modifyAt(s.byId, conn.id, Option.flatMap((m) => removeFrom(m, conn)))
-      }))
-      connectionsGauge.unsafeUpdate(HashMap.size(next.all), [])
-      topicChanged({ _tag: "Connection", id: conn.id }, sizeOf(HashMap.get(next.byId, conn.id)), false)
-    }
-
     const hooks: ConnHooks = {
       namespaceChanged: (ns: NSConnImpl, added: boolean) => {
-        const conn = ns.conn
-        const next = update((s) => ({
-          ...s,
-          namespaces: HashMap.modifyAt(s.namespaces, ns.namespace, (index) => {
-            const current = Option.getOrElse(index, () => emptyNamespace)
-            if (added) return Option.some({ ...current, conns: addTo(current.conns, conn) })
-            const conns = HashMap.remove(current.conns, conn.key)
-            return HashMap.isEmpty(conns) && HashMap.isEmpty(current.rooms)
-              ? Option.none()
-              : Option.some({ ...current, conns })
-          })
-        }))
-        topicChanged(
-          { _tag: "Namespace", namespace: ns.namespace },
-          sizeOf(Option.map(HashMap.get(next.namespaces, ns.namespace), (index) => index.conns)),
-          added
-        )
-        publish({ _tag: added ? "NamespaceConnected" : "NamespaceDisconnected", conn, namespace: ns.namespace })
+        const members = registry.namespaceChanged(ns.namespace, ns.conn, added)
+        topicChanged({ _tag: "Namespace", namespace: ns.namespace }, members, added)
+        publish({
+          _tag: added ? "NamespaceConnected" : "NamespaceDisconnected",
+          conn: ns.conn,
+          namespace: ns.namespace
+        })
       },
       roomChanged: (room: RoomImpl, added: boolean) => {
         const conn = room.ns.conn
         const namespace = room.ns.namespace
-        const next = update((s) => ({
-          ...s,
-          namespaces: HashMap.modifyAt(s.namespaces, namespace, (index) => {
-            const current = Option.getOrElse(index, () => emptyNamespace)
-            const rooms = HashMap.modifyAt(
-              current.rooms,
-              room.name,
-              (members) =>
-                added
-                  ? Option.some(addTo(Option.getOrUndefined(members), conn))
-                  : Option.flatMap(members, (m) => removeFrom(m, conn))
-            )
-            return HashMap.isEmpty(current.conns) && HashMap.isEmpty(rooms)
-              ? Option.none()
-              : Option.some({ ...current, rooms })
-          })
-        }))
-        topicChanged(
-          { _tag: "Room", namespace, room: room.name },
-          sizeOf(
-            Option.flatMap(HashMap.get(next.namespaces, namespace), (index) => HashMap.get(index.rooms, room.name))
-          ),
-          added
-        )
+        const members = registry.roomChanged(namespace, room.name, conn, added)
+        topicChanged({ _tag: "Room", namespace, room: room.name }, members, added)
         publish({ _tag: added ? "RoomJoined" : "RoomLeft", conn, namespace, room: room.name })
       },
       handshake: (conn: ConnImpl) => {
         if (!accepting) return conn.unsafeClose(1001, "server shutdown", false)
         const onConnect = options.onConnect
         if (onConnect === undefined) return conn.accept()
-        Runtime.runFork(runtime)(
+        fork(
           Effect.exit(Effect.suspend(() => onConnect(conn as unknown as Conn.Conn))).pipe(
             Effect.flatMap((exit) => {
               if (Exit.isSuccess(exit)) return Effect.sync(() => conn.accept())
@@ -253,20 +186,25 @@ export const make = <E, R>(
               const { log, text } = conn.describeFailure(failure, "", "", "onConnect")
               return Effect.zipRight(log, Effect.sync(() => conn.reject(text)))
             })
-          )
+          ) as Effect.Effect<void>
         )
       },
       accepted: (conn: ConnImpl) => {
         handshaking.delete(conn)
         if (conn.handshakeTimer !== undefined) conn.handshakeTimer.value = undefined
         conn.handshakeTimer = undefined
-        register(conn)
+        const withId = registry.add(conn)
+        connectionsGauge.unsafeUpdate(HashMap.size(registry.snapshot.all), [])
+        topicChanged({ _tag: "Connection", id: conn.id }, withId, true)
+        publish({ _tag: "Connected", conn })
       },
       closed: (conn: ConnImpl) =>
         Effect.gen(function*() {
           handshaking.delete(conn)
           if (!conn.isAccepted) return
-          unregister(conn)
+          const withId = registry.remove(conn)
+          connectionsGauge.unsafeUpdate(HashMap.size(registry.snapshot.all), [])
+          topicChanged({ _tag: "Connection", id: conn.id }, withId, false)
           publish({ _tag: "Disconnected", conn, code: conn.closeCode, reason: conn.closeReason })
           if (options.onDisconnect !== undefined) {
             yield* Effect.catchAllCause(
@@ -290,15 +228,13 @@ export const make = <E, R>(
     const config = {
       side: "server" as const,
       events: table,
-      get runtime() {
-        return runtime
-      },
+      fork: <A, E2>(effect: Effect.Effect<A, E2>) => fork(effect),
       askTimeout,
       inboundCapacity: options.inboundCapacity ?? defaults.inboundCapacity,
       answerUnrepliedAsks: options.answerUnrepliedAsks ?? true,
       native,
       errorText: options.errorText,
-      logsDebug: logsDebug(baseRuntime),
+      logsDebug: logsDebug(yield* Effect.runtime<never>()),
       maxNameLength: options.maxNameLength ?? defaults.maxNameLength,
       maxRooms: options.maxRoomsPerConnection ?? defaults.maxRoomsPerConnection,
       hooks
@@ -320,7 +256,7 @@ export const make = <E, R>(
         Number.isFinite(reconnectTries) && reconnectTries > 0 ? reconnectTries : 0
       )
       if (!accepting) {
-        conn.unsafeClose(1001, "server shutting down", false)
+        conn.unsafeClose(1001, "server shutdown", false)
         return conn.handlers
       }
       if (nativeOnly) {
@@ -334,72 +270,20 @@ export const make = <E, R>(
       return conn.handlers
     }
 
-    const targets = (s: State, message: Message.Message, to: string | undefined): Members | undefined => {
-      const index = HashMap.get(s.namespaces, message.namespace)
-      if (Option.isNone(index)) return undefined
-      const members = message.room.length > 0
-        ? Option.getOrUndefined(HashMap.get(index.value.rooms, message.room))
-        : index.value.conns
-      if (members === undefined || to === undefined) return members
-      const byId = Option.getOrUndefined(HashMap.get(s.byId, to))
-      if (byId === undefined) return undefined
-      return HashMap.filter(byId, (conn) => HashMap.has(members, conn.key))
-    }
-
-    /** Offers the message to the local receivers; returns how many it was offered to. */
-    const deliver = (
-      s: State,
-      message: Message.Message,
-      to: string | undefined,
-      exceptKey: number,
-      exceptId: string | undefined,
-      strict: boolean
-    ): Effect.Effect<number> => {
-      const members = targets(s, message, to)
-      if (members === undefined || HashMap.isEmpty(members)) return Effect.succeed(0)
-      const encoded = msg.encode(message)
-      const frame: Frame = typeof encoded === "string" ? new SharedText(encoded) : encoded
-      if (!strict) {
-        let count = 0
-        for (const conn of HashMap.values(members)) {
-          if (conn.key !== exceptKey && conn.id !== exceptId) {
-            conn.write(frame)
-            count++
-          }
-        }
-        return Effect.succeed(count)
-      }
-      return strictLock.withPermits(1)(Effect.suspend(() => {
-        const waiting: Array<ConnImpl> = []
-        let count = 0
-        for (const conn of HashMap.values(members)) {
-          if (conn.key === exceptKey || conn.id === exceptId) continue
-          count++
-          if (!conn.outbox.offerIfRoom(frame)) waiting.push(conn)
-        }
-        if (waiting.length === 0) return Effect.succeed(count)
-        return Effect.as(
-          Effect.forEach(waiting, (conn) => strictWrite(conn, frame), { concurrency: "unbounded", discard: true }),
-          count
-        )
-      }))
-    }
-
     const broadcast = (
       input: Server.Outgoing,
       opts?: Server.BroadcastOptions
     ): Effect.Effect<void, Errors.StackExchangeError> =>
-      Effect.flatMap(Ref.get(state), (s) => {
+      Effect.suspend(() => {
         const message = msg.isMessage(input) && input.wait === "" ? input : msg.make({ ...input, wait: "" })
         const except = opts?.except
         const exceptConn = typeof except === "object" ? (except as unknown as ConnImpl) : undefined
         const exceptId = typeof except === "string" ? except : undefined
-        const local = deliver(
-          s,
+        const local = broadcaster.deliver(
+          registry.snapshot,
           message,
           input.to,
-          exceptConn?.key ?? -1,
-          exceptId,
+          { key: exceptConn?.key ?? -1, id: exceptId },
           opts?.strict ?? strictByDefault
         )
         if (bridge === undefined) return Effect.asVoid(local)
@@ -414,39 +298,15 @@ export const make = <E, R>(
         return Effect.zipRight(local, remote)
       })
 
-    /** Waits until the frame fits in the receiver's outbox; a receiver still full after writeTimeout is closed. */
-    const strictWrite = (conn: ConnImpl, frame: Frame): Effect.Effect<void> =>
-      Effect.async<void>((resume) => {
-        let waiting = true
-        const attempt = () => {
-          if (!waiting) return
-          if (conn.outbox.offerIfRoom(frame)) resume(Effect.void)
-          else conn.outbox.onRoom(attempt)
-        }
-        conn.outbox.onRoom(attempt)
-        return Effect.sync(() => {
-          waiting = false
-        })
-      }).pipe(
-        Effect.timeoutOption(writeTimeout),
-        Effect.map((written) => {
-          if (Option.isNone(written)) conn.unsafeClose(1008, "slow consumer", false)
-        })
-      )
-
-    const connectionsWithId = (id: string, namespace?: string) =>
-      Effect.map(Ref.get(state), (s) => {
-        const members = Option.getOrUndefined(HashMap.get(s.byId, id))
-        if (members === undefined) return []
-        const all = Array.from(HashMap.values(members))
-        return namespace === undefined ? all : all.filter((conn) => conn.nsMap.has(namespace))
-      })
+    /** The local connections with this id (and connected to `namespace`, when given). */
+    const withId = (id: string, namespace?: string): ReadonlyArray<ConnImpl> => {
+      const all = registry.withId(id)
+      return namespace === undefined ? all : all.filter((conn) => conn.nsMap.has(namespace))
+    }
 
     const localAsk = (request: Server.AskRequest, timeout: Duration.DurationInput | undefined) =>
-      Effect.flatMap(connectionsWithId(request.to, request.namespace), (conns): Effect.Effect<
-        Message.Message,
-        Errors.AskError | Errors.ConnectionNotFound
-      > => {
+      Effect.suspend((): Effect.Effect<Message.Message, Errors.AskError | Errors.ConnectionNotFound> => {
+        const conns = withId(request.to, request.namespace)
         if (conns.length === 0) {
           return Effect.fail(new Errors.ConnectionNotFound({ id: request.to, namespace: request.namespace }))
         }
@@ -462,39 +322,30 @@ export const make = <E, R>(
       })
 
     const send = (id: string, input: Server.Outgoing) =>
-      Effect.flatMap(connectionsWithId(id, input.namespace ?? ""), (conns) => {
+      Effect.suspend(() => {
+        const found = withId(id, input.namespace ?? "").length
         const message = msg.make({ ...input, wait: "" })
-        const local = Effect.flatMap(Ref.get(state), (s) => deliver(s, message, id, -1, undefined, false))
+        const local = broadcaster.deliver(registry.snapshot, message, id, Broadcast.noSkip, false)
         if (bridge === undefined) {
-          return conns.length === 0
+          return found === 0
             ? Effect.fail(new Errors.ConnectionNotFound({ id, namespace: message.namespace }))
             : Effect.asVoid(local)
         }
-        if (conns.length === 0) return bridge.send(id, message)
+        if (found === 0) return bridge.send(id, message)
         // found here: the other instances are a bonus, not a condition, so nobody needs to confirm
         return Effect.zipRight(local, bridge.publish(message, { to: id, except: {} }))
       })
 
     const ask = (request: Server.AskRequest, opts?: Conn.RequestOptions) =>
       Effect.suspend(() => {
-        const found = bridge === undefined || countLocal(request.to, request.namespace) > 0
-        if (found || bridge === undefined) return localAsk(request, opts?.timeout)
+        if (bridge === undefined || withId(request.to, request.namespace).length > 0) {
+          return localAsk(request, opts?.timeout)
+        }
         return bridge.ask(request, opts?.timeout ?? askTimeout)
       })
 
-    const countLocal = (id: string, namespace?: string): number => {
-      const members = Option.getOrUndefined(HashMap.get(Effect.runSync(Ref.get(state)).byId, id))
-      if (members === undefined) return 0
-      if (namespace === undefined) return HashMap.size(members)
-      let count = 0
-      for (const conn of HashMap.values(members)) if (conn.nsMap.has(namespace)) count++
-      return count
-    }
-
     const closeLocal = (id: string, code: number, reason: string): number => {
-      const members = Option.getOrUndefined(HashMap.get(Effect.runSync(Ref.get(state)).byId, id))
-      if (members === undefined) return 0
-      const conns = Array.from(HashMap.values(members))
+      const conns = registry.withId(id)
       for (const conn of conns) conn.unsafeClose(code, reason)
       return conns.length
     }
@@ -511,92 +362,41 @@ export const make = <E, R>(
         return Effect.map(bridge.close(id, code, reason), (remote) => local + remote)
       })
 
-    const topics = (): ReadonlyArray<StackExchange.Topic> => {
-      const s = Effect.runSync(Ref.get(state))
-      const out: Array<StackExchange.Topic> = []
-      for (const id of HashMap.keys(s.byId)) out.push({ _tag: "Connection", id })
-      for (const [namespace, index] of s.namespaces) {
-        if (!HashMap.isEmpty(index.conns)) out.push({ _tag: "Namespace", namespace })
-        for (const room of HashMap.keys(index.rooms)) out.push({ _tag: "Room", namespace, room })
-      }
-      return out
-    }
-
     const localServer: StackExchange.LocalServer = {
       instanceId,
-      topics,
-      deliver: (message, { except, to }) =>
-        Effect.runSync(
-          Effect.flatMap(Ref.get(state), (s) =>
-            deliver(
-              s,
-              message,
-              to,
-              except.connection !== undefined && except.connection.instance === instanceId ? except.connection.key : -1,
-              except.id,
-              false
-            ))
-        ),
+      topics: () => registry.topics(),
+      deliver: (message, { except, to }) => {
+        const key = except.connection !== undefined && except.connection.instance === instanceId
+          ? except.connection.key
+          : -1
+        return broadcaster.fanOut(registry.snapshot, message, to, { key, id: except.id })
+      },
       ask: (request, timeout) => localAsk(request, timeout),
-      count: countLocal,
-      connectionCount: () => HashMap.size(Effect.runSync(Ref.get(state)).all),
+      count: (id, namespace) => withId(id, namespace).length,
+      connectionCount: () => HashMap.size(registry.snapshot.all),
       close: closeLocal,
       reportStatus: (status) =>
         publish(status._tag === "Up" ? { _tag: "StackExchangeUp" } : { _tag: "StackExchangeDown", error: status.error })
     }
 
-    /**
-     * Handshakes in progress are refused with 1001 at once; every connection closes
-     * with 1001 as soon as its outbox is drained. At `shutdownTimeout` the rest are
-     * closed too — dropped (1006) when their socket is backed up — and sockets whose
-     * close handshake is not over `closeGrace` later are dropped. Every wait is
-     * interruptible, so the deadlines hold also in a finalizer.
-     */
     const shutdown = Effect.suspend(() => {
       if (!accepting) return Deferred.await(shutdownDone)
       accepting = false
       const refused = Array.from(handshaking)
       for (const conn of refused) conn.unsafeClose(1001, "server shutdown", false)
-      const conns = Array.from(HashMap.values(Effect.runSync(Ref.get(state)).all))
-      const drained = Effect.async<void>((resume) => {
-        let left = conns.length
-        if (left === 0) return resume(Effect.void)
-        for (const conn of conns) {
-          conn.outbox.onEmpty(() => {
-            conn.unsafeClose(1001, "server shutdown")
-            if (--left === 0) resume(Effect.void)
-          })
-        }
-      })
-      const closing = [...refused, ...conns]
-      const socketsClosed = Effect.async<void>((resume) => {
-        let left = closing.length
-        if (left === 0) return resume(Effect.void)
-        for (const conn of closing) conn.whenSocketClosed(() => --left === 0 && resume(Effect.void))
-      })
-      return Effect.gen(function*() {
-        yield* Effect.interruptible(drained).pipe(Effect.timeoutOption(shutdownTimeout))
-        let dropped = 0
-        for (const conn of conns) {
-          if (conn.closed) continue
-          if (conn.socket.bufferedAmount() > conn.outbox.highWaterMark) {
-            dropped++
-            conn.unsafeTerminate(1006, "shutdown timeout")
-          } else {
-            conn.unsafeClose(1001, "server shutdown")
-          }
-        }
-        yield* Effect.interruptible(socketsClosed).pipe(Effect.timeoutOption(defaults.closeGrace))
-        for (const conn of closing) conn.socket.terminate()
-        yield* Effect.forEach(conns, (conn) => conn.awaitClose, { discard: true }).pipe(
-          Effect.interruptible,
-          Effect.timeoutOption(defaults.closeGrace)
-        )
-        yield* dropped === 0 ? Effect.void : Effect.logInfo(
-          `effect-neffos: shutdown dropped ${dropped} of ${conns.length} connections whose sockets were backed up at shutdownTimeout`
-        )
-      }).pipe(Effect.ensuring(Deferred.done(shutdownDone, Exit.void)))
+      const conns = Array.from(HashMap.values(registry.snapshot.all))
+      return closeAll(refused, conns, shutdownTimeout, defaults.closeGrace).pipe(
+        Effect.flatMap((dropped) =>
+          dropped === 0 ? Effect.void : Effect.logInfo(
+            `effect-neffos: shutdown dropped ${dropped} of ${conns.length} connections whose sockets were backed up at shutdownTimeout`
+          )
+        ),
+        Effect.ensuring(Deferred.done(shutdownDone, Exit.void))
+      )
     })
+
+    const members = (s: typeof registry.snapshot, namespace: string, room: string | undefined) =>
+      targets(s, namespace, room ?? "", undefined)
 
     const server: Server.Server = {
       instanceId,
@@ -608,38 +408,34 @@ export const make = <E, R>(
         f: (conn: Conn.Conn) => Effect.Effect<unknown, E2, R2>,
         opts?: { readonly concurrency?: number | "unbounded" | undefined }
       ) =>
-        Effect.flatMap(
-          Ref.get(state),
-          (s) =>
-            Effect.forEach(
-              Array.from(HashMap.values(s.all)) as unknown as ReadonlyArray<Conn.Conn>,
-              f,
-              { concurrency: opts?.concurrency ?? 16, discard: true }
-            )
-        ),
-      connectionCount: Effect.map(Ref.get(state), (s) => HashMap.size(s.all)),
+        Effect.flatMap(registry.get, (s) =>
+          Effect.forEach(
+            Array.from(HashMap.values(s.all)) as unknown as ReadonlyArray<Conn.Conn>,
+            f,
+            { concurrency: opts?.concurrency ?? 16, discard: true }
+          )),
+      connectionCount: Effect.map(registry.get, (s) => HashMap.size(s.all)),
       clusterConnectionCount: Effect.suspend(() =>
         bridge === undefined ? Effect.succeed(localServer.connectionCount()) : bridge.connectionCount
       ),
-      connections: Effect.map(
-        Ref.get(state),
-        (s) => Array.from(HashMap.values(s.all)) as unknown as ReadonlyArray<Conn.Conn>
-      ),
+      connections: Effect.map(registry.get, (s) => Array.from(HashMap.values(s.all)) as unknown as Array<Conn.Conn>),
       connection: (id: string) =>
-        Effect.flatMap(connectionsWithId(id), (conns) =>
-          conns.length === 0
+        Effect.suspend(() => {
+          const conns = registry.withId(id)
+          return conns.length === 0
             ? Effect.fail(new Errors.ConnectionNotFound({ id }))
-            : Effect.succeed(conns[0] as unknown as Conn.Conn)),
-      connectionsById: (id: string) => connectionsWithId(id) as unknown as Effect.Effect<ReadonlyArray<Conn.Conn>>,
+            : Effect.succeed(conns[0] as unknown as Conn.Conn)
+        }),
+      connectionsById: (id: string) => Effect.sync(() => registry.withId(id) as unknown as ReadonlyArray<Conn.Conn>),
       members: (namespace: string, room?: string) =>
-        Effect.map(Ref.get(state), (s) => {
-          const members = targets(s, msg.make({ namespace, room: room ?? "" }), undefined)
-          return members === undefined ? [] : Array.from(HashMap.values(members)) as unknown as ReadonlyArray<Conn.Conn>
+        Effect.map(registry.get, (s) => {
+          const found = members(s, namespace, room)
+          return found === undefined ? [] : Array.from(HashMap.values(found)) as unknown as ReadonlyArray<Conn.Conn>
         }),
       memberCount: (namespace: string, room?: string) =>
-        Effect.map(Ref.get(state), (s) => {
-          const members = targets(s, msg.make({ namespace, room: room ?? "" }), undefined)
-          return members === undefined ? 0 : HashMap.size(members)
+        Effect.map(registry.get, (s) => {
+          const found = members(s, namespace, room)
+          return found === undefined ? 0 : HashMap.size(found)
         }),
       lifecycle: Stream.fromPubSub(lifecycle),
       subscribe: PubSub.subscribe(lifecycle),
@@ -649,12 +445,8 @@ export const make = <E, R>(
       shutdown
     }
 
-    runtime = Runtime.make({
-      context: Context.add(baseRuntime.context, ServerTag, server),
-      fiberRefs: baseRuntime.fiberRefs,
-      runtimeFlags: baseRuntime.runtimeFlags
-    })
-
+    // handlers may use the Server itself: their fibers run with it in their context
+    fork = yield* FiberSet.runtime(fibers)<never>().pipe(Effect.provideService(ServerTag, server))
     yield* Effect.addFinalizer(() => shutdown)
     const exchange = yield* Effect.serviceOption(StackExchangeTag)
     if (Option.isSome(exchange)) {
