@@ -7,10 +7,12 @@
  */
 import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
+import type * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import type * as Errors from "./Errors.js"
 import * as internalRequest from "./internal/request.js"
 import type * as Message from "./Message.js"
+import type * as Transport from "./Transport.js"
 
 /**
  * @since 0.1.0
@@ -111,6 +113,13 @@ export interface Conn {
   readonly wasReconnected: boolean
   readonly isClosed: Effect.Effect<boolean>
   readonly stats: Effect.Effect<Stats>
+  /**
+   * The connection's bounded outbox, a `Queue.Enqueue` of WebSocket frames with the
+   * connection's overflow strategy: its size, capacity and state can be inspected
+   * with `Queue`'s functions. Offering to it writes a raw frame (`Message.encode`
+   * makes one), after what is already queued.
+   */
+  readonly outbox: Queue.Enqueue<Transport.Frame>
   /** the namespace handle, when connected */
   readonly namespace: (name: string) => Effect.Effect<NSConn, Errors.BadNamespace>
   readonly namespaces: Effect.Effect<ReadonlyArray<NSConn>>

@@ -5,8 +5,13 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Queue from "effect/Queue"
+import * as Events from "../src/Events.js"
 import { type Frame, OfferResult, Outbox, type Sink } from "../src/internal/outbox.js"
 import { SharedText } from "../src/internal/transport.js"
+import * as Message from "../src/Message.js"
+import * as TestServer from "../src/TestServer.js"
 
 /** A sink that records every batch; `buffered` and `flushed` model a socket that does not drain. */
 class RecordingSink implements Sink {
@@ -59,7 +64,7 @@ const backedUp = (
   return made
 }
 
-const offerAll = (outbox: Outbox, frames: ReadonlyArray<string>) => frames.map((f) => outbox.offer(f))
+const offerAll = (outbox: Outbox, frames: ReadonlyArray<string>) => frames.map((f) => outbox.put(f))
 
 const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => String(from + i))
 
@@ -73,7 +78,7 @@ describe("Outbox", () => {
       yield* turn
       assert.deepStrictEqual(sink.batches, [range(0, 5), range(5, 13)])
       assert.strictEqual(outbox.written, 13)
-      assert.strictEqual(outbox.size, 0)
+      assert.strictEqual(outbox.length, 0)
     }))
 
   it.live("sliding keeps the newest frames and counts the drops", () =>
@@ -133,7 +138,7 @@ describe("Outbox", () => {
       assert.strictEqual(outbox.bytes, 8)
       assert.strictEqual(outbox.dropped, 2)
       offerAll(outbox, ["x".repeat(50)]) // larger than the bound: taken alone
-      assert.strictEqual(outbox.size, 1)
+      assert.strictEqual(outbox.length, 1)
       assert.strictEqual(outbox.dropped, 4)
       sink.drain()
       yield* turn
@@ -181,7 +186,7 @@ describe("Outbox", () => {
       offerAll(outbox, range(0, 3))
       yield* turn
       assert.deepStrictEqual(sink.batches, [])
-      assert.strictEqual(outbox.size, 3)
+      assert.strictEqual(outbox.length, 3)
       offerAll(outbox, range(3, 5))
       sink.drain()
       yield* turn
@@ -218,9 +223,29 @@ describe("Outbox", () => {
     Effect.gen(function*() {
       const frame = new SharedText("hello")
       const outboxes = [make(4, "sliding"), make(4, "sliding"), make(4, "sliding")]
-      for (const { outbox } of outboxes) outbox.offer(frame)
+      for (const { outbox } of outboxes) outbox.put(frame)
       yield* turn
       for (const { sink } of outboxes) assert.deepStrictEqual(sink.batches, [["hello"]])
       assert.deepStrictEqual([...frame.bytes], [...new TextEncoder().encode("hello")])
     }))
+
+  it.effect("conn.outbox is an honest Queue.Enqueue: inspect it, offer a raw frame, shut it down", () =>
+    Effect.gen(function*() {
+      const client = yield* TestServer.connect({ id: "q" })
+      yield* client.connect("default")
+      const outbox = client.conn.outbox
+      assert.isTrue(Queue.isEnqueue(outbox))
+      assert.strictEqual(Queue.capacity(outbox), 1024)
+      assert.isTrue(yield* Queue.isEmpty(outbox))
+      yield* client.pause
+      const frame = Message.encode(Message.make({ namespace: "default", event: "raw", body: "queued" }))
+      assert.isTrue(yield* Queue.offer(outbox, frame))
+      assert.strictEqual(yield* Queue.size(outbox), 1)
+      assert.deepStrictEqual(outbox.unsafeSize(), Option.some(1))
+      yield* client.resume
+      yield* client.expect({ event: "raw", body: "queued" })
+      yield* Queue.shutdown(outbox)
+      assert.isTrue(yield* Queue.isShutdown(outbox))
+      assert.isFalse(yield* Queue.offer(outbox, frame))
+    }).pipe(Effect.provide(TestServer.layer({ events: Events.namespaces({ default: {} }) }))))
 })

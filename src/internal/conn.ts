@@ -284,9 +284,9 @@ export class ConnImpl {
 
   get stats(): Effect.Effect<Conn.Stats> {
     return Effect.sync(() => ({
-      outboxSize: this.outbox.size,
+      outboxSize: this.outbox.length,
       outboxBytes: this.outbox.bytes,
-      outboxCapacity: this.outbox.capacity,
+      outboxCapacity: this.outbox.capacity(),
       dropped: this.outbox.dropped,
       written: this.outbox.written
     }))
@@ -647,7 +647,7 @@ export class ConnImpl {
 
   /** Offers a frame to the outbox; false when the connection is closed. */
   write(frame: Frame): boolean {
-    const result = this.outbox.offer(frame)
+    const result = this.outbox.put(frame)
     if (result === OfferResult.Dropped) this.config.hooks.dropped(this)
     return result !== OfferResult.Closed && result !== OfferResult.Overflow
   }

@@ -16,6 +16,10 @@
  * @internal
  */
 
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import { pipeArguments } from "effect/Pipeable"
+import * as Queue from "effect/Queue"
 import type { Frame, Sink } from "../Transport.js"
 
 /** @internal */
@@ -32,8 +36,17 @@ export const enum OfferResult {
   Closed = 3
 }
 
-/** @internal */
-export class Outbox {
+const variance = { _In: (_: unknown) => _ }
+
+/**
+ * The outbox is an honest `Queue.Enqueue` of frames with a sliding, dropping (or
+ * disconnecting) strategy — what `conn.outbox` shows users — whose taker is the
+ * flusher rather than a fiber.
+ *
+ * @internal
+ */
+export class Outbox implements Queue.Enqueue<Frame> {
+  readonly [Queue.EnqueueTypeId] = variance
   private buffer: Array<Frame | undefined>
   private head = 0
   private size_ = 0
@@ -44,21 +57,23 @@ export class Outbox {
   private held = false
   private roomWaiters: Array<() => void> | undefined
   private emptyWaiters: Array<() => void> | undefined
+  private closeWaiters: Array<() => void> | undefined
   dropped = 0
   written = 0
 
   constructor(
-    readonly capacity: number,
+    private readonly capacity_: number,
     readonly strategy: OverflowStrategy,
     readonly highWaterMark: number,
     readonly maxBytes: number,
     private readonly sink: Sink,
     private readonly onOverflow: () => void
   ) {
-    this.buffer = new Array(Math.min(capacity, 4))
+    this.buffer = new Array(Math.min(capacity_, 4))
   }
 
-  get size(): number {
+  /** frames waiting */
+  get length(): number {
     return this.size_
   }
 
@@ -71,8 +86,81 @@ export class Outbox {
     return this.closed
   }
 
+  // ---------------------------------------------------------------------------
+  // Queue.Enqueue
+  // ---------------------------------------------------------------------------
+
+  /** Stores the frame unless the strategy drops it (a sliding outbox drops older ones instead). */
+  unsafeOffer(frame: Frame): boolean {
+    const result = this.put(frame)
+    return result === OfferResult.Queued || (result === OfferResult.Dropped && this.strategy === "sliding")
+  }
+
+  offer(frame: Frame): Effect.Effect<boolean> {
+    return Effect.sync(() => this.unsafeOffer(frame))
+  }
+
+  offerAll(frames: Iterable<Frame>): Effect.Effect<boolean> {
+    return Effect.sync(() => {
+      let all = true
+      for (const frame of frames) all = this.unsafeOffer(frame) && all
+      return all
+    })
+  }
+
+  capacity(): number {
+    return this.capacity_
+  }
+
+  isActive(): boolean {
+    return !this.closed
+  }
+
+  get size(): Effect.Effect<number> {
+    return Effect.sync(() => this.size_)
+  }
+
+  unsafeSize(): Option.Option<number> {
+    return this.closed ? Option.none() : Option.some(this.size_)
+  }
+
+  get isFull(): Effect.Effect<boolean> {
+    return Effect.sync(() => this.isFullFor(0))
+  }
+
+  get isEmpty(): Effect.Effect<boolean> {
+    return Effect.sync(() => this.size_ === 0)
+  }
+
+  get shutdown(): Effect.Effect<void> {
+    return Effect.sync(() => this.close())
+  }
+
+  get isShutdown(): Effect.Effect<boolean> {
+    return Effect.sync(() => this.closed)
+  }
+
+  get awaitShutdown(): Effect.Effect<void> {
+    return Effect.async<void>((resume) => {
+      if (this.closed) return resume(Effect.void)
+      const waiter = () => resume(Effect.void)
+      ;(this.closeWaiters ??= []).push(waiter)
+      return Effect.sync(() => {
+        this.closeWaiters?.splice(this.closeWaiters.indexOf(waiter), 1)
+      })
+    })
+  }
+
+  pipe() {
+    return pipeArguments(this, arguments)
+  }
+
+  // ---------------------------------------------------------------------------
+  // the connection's side
+  // ---------------------------------------------------------------------------
+
   /** Stores a frame, applying the overflow strategy when full. */
-  offer(frame: Frame): OfferResult {
+  put(frame: Frame): OfferResult {
     if (this.closed) return OfferResult.Closed
     const n = frameBytes(frame)
     if (this.isFullFor(n) && !this.writeThrough()) {
@@ -114,12 +202,12 @@ export class Outbox {
 
   /** Full for a frame of `n` bytes: at capacity, or past `maxBytes` (an empty outbox takes any frame). */
   private isFullFor(n: number): boolean {
-    return this.size_ >= this.capacity || (this.size_ > 0 && this.bytes_ + n > this.maxBytes)
+    return this.size_ >= this.capacity_ || (this.size_ > 0 && this.bytes_ + n > this.maxBytes)
   }
 
   /** At least half full, by frames or by bytes: a peer's handlers wait for it to drain. */
   get isHalfFull(): boolean {
-    return this.size_ * 2 >= this.capacity || this.bytes_ * 2 >= this.maxBytes
+    return this.size_ * 2 >= this.capacity_ || this.bytes_ * 2 >= this.maxBytes
   }
 
   /**
@@ -168,6 +256,9 @@ export class Outbox {
     this.bytes_ = 0
     this.head = 0
     this.wake()
+    const waiters = this.closeWaiters
+    this.closeWaiters = undefined
+    if (waiters !== undefined) { for (const f of waiters) f() }
   }
 
   private push(frame: Frame, n: number): void {
@@ -182,7 +273,7 @@ export class Outbox {
   }
 
   private grow(): void {
-    const next = new Array<Frame | undefined>(Math.min(this.capacity, this.buffer.length * 2))
+    const next = new Array<Frame | undefined>(Math.min(this.capacity_, this.buffer.length * 2))
     for (let i = 0; i < this.size_; i++) next[i] = this.buffer[(this.head + i) % this.buffer.length]
     this.buffer = next
     this.head = 0
