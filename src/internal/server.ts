@@ -137,6 +137,8 @@ export const make = <E, R>(
     const publish = (event: Server.ServerEvent): void => {
       lifecycle.unsafeOffer(event)
     }
+    // only a client connection reconnects: a server's never fails with `Errors.Offline`
+    const asConn = (conn: ConnImpl): Conn.Conn => conn as unknown as Conn.Conn
 
     const baseRuntime = (yield* Effect.runtime<Exclude<R, Server.Server>>()) as Runtime.Runtime<unknown>
     let runtime: Runtime.Runtime<any> = baseRuntime
@@ -176,7 +178,7 @@ export const make = <E, R>(
       }))
       connectionsGauge.unsafeUpdate(HashMap.size(next.all), [])
       topicChanged({ _tag: "Connection", id: conn.id }, sizeOf(HashMap.get(next.byId, conn.id)), true)
-      publish({ _tag: "Connected", conn })
+      publish({ _tag: "Connected", conn: asConn(conn) })
     }
 
     const unregister = (conn: ConnImpl) => {
@@ -208,7 +210,11 @@ export const make = <E, R>(
           sizeOf(Option.map(HashMap.get(next.namespaces, ns.namespace), (index) => index.conns)),
           added
         )
-        publish({ _tag: added ? "NamespaceConnected" : "NamespaceDisconnected", conn, namespace: ns.namespace })
+        publish({
+          _tag: added ? "NamespaceConnected" : "NamespaceDisconnected",
+          conn: asConn(conn),
+          namespace: ns.namespace
+        })
       },
       roomChanged: (room: RoomImpl, added: boolean) => {
         const conn = room.ns.conn
@@ -237,7 +243,7 @@ export const make = <E, R>(
           ),
           added
         )
-        publish({ _tag: added ? "RoomJoined" : "RoomLeft", conn, namespace, room: room.name })
+        publish({ _tag: added ? "RoomJoined" : "RoomLeft", conn: asConn(conn), namespace, room: room.name })
       },
       handshake: (conn: ConnImpl) => {
         if (!accepting) return conn.unsafeClose(1001, "server shutdown", false)
@@ -264,7 +270,7 @@ export const make = <E, R>(
           handshaking.delete(conn)
           if (!conn.isAccepted) return
           unregister(conn)
-          publish({ _tag: "Disconnected", conn, code: conn.closeCode, reason: conn.closeReason })
+          publish({ _tag: "Disconnected", conn: asConn(conn), code: conn.closeCode, reason: conn.closeReason })
           if (options.onDisconnect !== undefined) {
             yield* Effect.catchAllCause(
               options.onDisconnect(conn as unknown as Conn.Conn) as Effect.Effect<void>,
@@ -450,7 +456,10 @@ export const make = <E, R>(
         const askOne = (conn: ConnImpl) => {
           const ns = conn.nsMap.get(request.namespace)
           if (ns === undefined) return Effect.fail(new Errors.BadNamespace({ namespace: request.namespace }))
-          return ns.askIn(request.room ?? "", request.event, request.body ?? "", timeout)
+          return ns.askIn(request.room ?? "", request.event, request.body ?? "", timeout) as Effect.Effect<
+            Message.Message,
+            Errors.AskError
+          >
         }
         // several connections may share an id: the first reply wins, as in neffos
         return conns.length === 1 ? askOne(conns[0]) : Effect.raceAll(conns.map(askOne))
