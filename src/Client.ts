@@ -59,12 +59,12 @@ export interface ClientConn {
   readonly connect: (
     namespace: string,
     options?: Conn.RequestOptions
-  ) => Effect.Effect<ClientNSConn, Errors.RequestError>
+  ) => Effect.Effect<ClientNSConn, Errors.RequestError | Errors.Offline>
   /** the namespace handle, once the server connected this client to it (no race, no polling) */
   readonly waitServerConnect: (namespace: string) => Effect.Effect<ClientNSConn, Errors.ConnectionClosed>
   readonly namespace: (name: string) => Effect.Effect<ClientNSConn, Errors.BadNamespace>
   readonly namespaces: Effect.Effect<ReadonlyArray<ClientNSConn>>
-  readonly disconnectAll: (options?: Conn.RequestOptions) => Effect.Effect<void, Errors.RequestError>
+  readonly disconnectAll: (options?: Conn.RequestOptions) => Effect.Effect<void, Errors.RequestError | Errors.Offline>
   /** fires the forced local leave/disconnect events and closes with 1000 (no reconnect) */
   readonly close: (options?: { readonly code?: number; readonly reason?: string }) => Effect.Effect<void>
   readonly awaitClose: Effect.Effect<void>
@@ -75,11 +75,13 @@ export interface ClientConn {
 
 /**
  * A client's membership of a namespace (no broadcast: that is the server's).
+ * While the connection reconnects, what it sends fails with `Reconnecting`, or
+ * waits in the offline queue (see `DialOptions.offline`).
  *
  * @since 0.1.0
  * @category models
  */
-export interface ClientNSConn extends Conn.NamespaceHandle<ClientConn, ClientRoom> {}
+export interface ClientNSConn extends Conn.NamespaceHandle<ClientConn, ClientRoom, Errors.Offline> {}
 
 /**
  * A client's membership of a room.
@@ -87,7 +89,7 @@ export interface ClientNSConn extends Conn.NamespaceHandle<ClientConn, ClientRoo
  * @since 0.1.0
  * @category models
  */
-export interface ClientRoom extends Conn.RoomHandle<ClientNSConn> {}
+export interface ClientRoom extends Conn.RoomHandle<ClientNSConn, Errors.Offline> {}
 
 /**
  * Client-side handlers (they receive a `ClientNSConn`).
@@ -96,6 +98,22 @@ export interface ClientRoom extends Conn.RoomHandle<ClientNSConn> {}
  * @category models
  */
 export type ClientEvents<E = never, R = never> = Events.Events<ClientNSConn, E, R>
+
+/**
+ * How a client reconnects, when a bare `Schedule` is not enough.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ReconnectOptions {
+  /** when to try again; its input is the failure of the last attempt; default `reconnectSchedule` */
+  readonly schedule?: Schedule.Schedule<unknown, Errors.HandshakeRejected | Errors.HandshakeError> | undefined
+  /**
+   * Which failures are worth another attempt; default `isRetryable`. `HandshakeRejected`
+   * and a `HandshakeError` with reason `Protocol` are never retried.
+   */
+  readonly while?: ((error: Errors.HandshakeError) => boolean) | undefined
+}
 
 /**
  * @since 0.1.0
@@ -114,13 +132,46 @@ export interface DialOptions<E, R> {
   /** how long to wait for `A<id>`; default 10 s */
   readonly handshakeTimeout?: Duration.DurationInput | undefined
   /**
-   * Reconnect after an unexpected close: `true` for the default schedule
-   * (exponential from 250 ms with full jitter, waits capped at 10 s, 10 attempts),
-   * or your own `Schedule`. A refused handshake (`H`) is never retried.
+   * Reconnect after an unexpected close: `true` for `reconnectSchedule` (exponential
+   * from 250 ms with full jitter, waits capped at 10 s, 10 attempts), your own
+   * `Schedule` (its input is the last attempt's failure), or `ReconnectOptions`.
+   * What `isRetryable` refuses is not retried: an upgrade refused with a 4xx status
+   * other than 408 and 429; a refused handshake (`H`) never is.
    */
-  readonly reconnect?: boolean | Schedule.Schedule<unknown, unknown> | undefined
-  /** `head` (default): wait for `HEAD` on the endpoint to answer before dialing, like neffos.js; `direct`: just dial */
+  readonly reconnect?:
+    | boolean
+    | Schedule.Schedule<unknown, Errors.HandshakeRejected | Errors.HandshakeError>
+    | ReconnectOptions
+    | undefined
+  /**
+   * With `reconnect`: the first dial follows the same schedule too, so a client
+   * started before its server connects once the server is up; `dial` fails with
+   * the last attempt's error when the schedule gives up. Default false: the first
+   * dial fails at once.
+   */
+  readonly retryFirstDial?: boolean | undefined
+  /**
+   * `head` (default): before each new attempt, wait for `HEAD` on the endpoint to
+   * answer, like neffos.js (through the `HttpClient` in the context if there is one,
+   * otherwise `fetch`); `direct`: just dial
+   */
   readonly reconnectProbe?: "head" | "direct" | undefined
+  /**
+   * With `reconnect`: what is sent while reconnecting (emits, asks, connects, joins,
+   * leaves, disconnects) waits in a bounded queue instead of failing with
+   * `Reconnecting`. Once every namespace and room is restored, the queued operations
+   * go out in the order they were made, before anything made later. Each one's
+   * Effect completes when it completes: an emit once written, an ask with its reply
+   * (within its timeout, counted from when it was made). When the queue is full,
+   * `dropping` (default) fails the new operation, `sliding` the oldest, with
+   * `OfflineQueueFull`; when the connection closes instead, they fail with
+   * `ConnectionClosed`.
+   */
+  readonly offline?: {
+    /** at least 1 */
+    readonly capacity: number
+    readonly strategy?: "dropping" | "sliding" | undefined
+  } | undefined
   readonly outbox?: {
     readonly capacity?: number | undefined
     readonly maxBytes?: number | undefined
@@ -158,10 +209,32 @@ export interface ClientTransport {
 export const ClientTransport: Context.Tag<ClientTransport, ClientTransport> = internal.TransportTag
 
 /**
+ * The default reconnect schedule: exponential from 250 ms, each wait capped at
+ * 10 s and then drawn at random between 0 and that cap (full jitter, from Effect's
+ * `Random`, so `TestRandom` decides it in tests), at most 10 attempts.
+ *
+ * @since 0.1.0
+ * @category reconnect
+ */
+export const reconnectSchedule: Schedule.Schedule<unknown, unknown> = internal.reconnectSchedule
+
+/**
+ * The default of `ReconnectOptions.while`: every failure to open or complete the
+ * handshake is worth another attempt, except an upgrade the server refused with a
+ * 4xx status other than 408 (timeout) and 429 (too many requests). Browsers cannot
+ * read the status of a refused upgrade, so there every failure is retried.
+ *
+ * @since 0.1.0
+ * @category reconnect
+ */
+export const isRetryable: (error: Errors.HandshakeError) => boolean = internal.isRetryable
+
+/**
  * Opens a connection: sends `M`, waits for `A<id>`. Fails with `HandshakeRejected`
- * on `H<reason>`, with `HandshakeError` when the socket cannot be opened, closes,
- * or does not answer within the handshake timeout. Closing the scope closes the
- * connection.
+ * on `H<reason>`, with `HandshakeError` when the socket cannot be opened (`status`:
+ * the HTTP status of a refused upgrade, where the transport knows it), closes, or
+ * does not answer within the handshake timeout. With `retryFirstDial`, only when
+ * the reconnect schedule gives up. Closing the scope closes the connection.
  *
  * @since 0.1.0
  * @category constructors
@@ -204,7 +277,9 @@ const fromBrowserWebSocket = (ws: globalThis.WebSocket): RawSocket => ({
 
 /**
  * A `ClientTransport` from @effect/platform's `WebSocketConstructor`; headers travel
- * as `X-Websocket-Header-*` query parameters, as browsers cannot set them.
+ * as `X-Websocket-Header-*` query parameters, as browsers cannot set them. Browsers
+ * do not tell why an upgrade failed either: a refused upgrade is a `HandshakeError`
+ * without `status`, which the default reconnect policy retries.
  *
  * @since 0.1.0
  * @category transport

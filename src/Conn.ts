@@ -138,59 +138,62 @@ export interface Conn {
 }
 
 /**
- * What a namespace handle offers on either side (`C`: its connection, `R`: its rooms).
+ * What a namespace handle offers on either side (`C`: its connection, `R`: its
+ * rooms, `E`: what sending adds to the errors — the client's `Errors.Offline`
+ * while it reconnects, nothing on the server).
  *
  * @since 0.1.0
  * @category models
  */
-export interface NamespaceHandle<C, R> {
+export interface NamespaceHandle<C, R, E = never> {
   readonly conn: C
   readonly namespace: string
   readonly emit: (
     event: string,
     body?: string | Uint8Array
-  ) => Effect.Effect<void, Errors.ConnectionClosed | Errors.BadNamespace>
+  ) => Effect.Effect<void, Errors.ConnectionClosed | Errors.BadNamespace | E>
   readonly emitBinary: (
     event: string,
     body: string | Uint8Array
-  ) => Effect.Effect<void, Errors.ConnectionClosed | Errors.BadNamespace>
+  ) => Effect.Effect<void, Errors.ConnectionClosed | Errors.BadNamespace | E>
   /** asks the peer and waits for its reply (the `askTimeout` default of the server or client) */
   readonly ask: (
     event: string,
     body?: string | Uint8Array,
     options?: RequestOptions
-  ) => Effect.Effect<Message.Message, Errors.AskError>
-  readonly joinRoom: (room: string, options?: RequestOptions) => Effect.Effect<R, Errors.RequestError>
+  ) => Effect.Effect<Message.Message, Errors.AskError | E>
+  readonly joinRoom: (room: string, options?: RequestOptions) => Effect.Effect<R, Errors.RequestError | E>
   readonly room: (name: string) => Effect.Effect<R, Errors.BadRoom>
   readonly rooms: Effect.Effect<ReadonlyArray<R>>
   /** leaves every room, one `_OnRoomLeave` request each */
-  readonly leaveAll: (options?: RequestOptions) => Effect.Effect<void, Errors.RequestError>
-  readonly disconnect: (options?: RequestOptions) => Effect.Effect<void, Errors.RequestError>
+  readonly leaveAll: (options?: RequestOptions) => Effect.Effect<void, Errors.RequestError | E>
+  readonly disconnect: (options?: RequestOptions) => Effect.Effect<void, Errors.RequestError | E>
 }
 
 /**
- * What a room handle offers on either side (`N`: its namespace handle).
+ * What a room handle offers on either side (`N`: its namespace handle, `E` as in
+ * `NamespaceHandle`).
  *
  * @since 0.1.0
  * @category models
  */
-export interface RoomHandle<N> {
+export interface RoomHandle<N, E = never> {
   readonly nsConn: N
   readonly name: string
   readonly emit: (
     event: string,
     body?: string | Uint8Array
-  ) => Effect.Effect<void, Errors.ConnectionClosed | Errors.BadNamespace | Errors.BadRoom>
+  ) => Effect.Effect<void, Errors.ConnectionClosed | Errors.BadNamespace | Errors.BadRoom | E>
   readonly emitBinary: (
     event: string,
     body: string | Uint8Array
-  ) => Effect.Effect<void, Errors.ConnectionClosed | Errors.BadNamespace | Errors.BadRoom>
+  ) => Effect.Effect<void, Errors.ConnectionClosed | Errors.BadNamespace | Errors.BadRoom | E>
   readonly ask: (
     event: string,
     body?: string | Uint8Array,
     options?: RequestOptions
-  ) => Effect.Effect<Message.Message, Errors.AskError>
-  readonly leave: (options?: RequestOptions) => Effect.Effect<void, Errors.RequestError>
+  ) => Effect.Effect<Message.Message, Errors.AskError | E>
+  readonly leave: (options?: RequestOptions) => Effect.Effect<void, Errors.RequestError | E>
 }
 
 /**

@@ -151,18 +151,65 @@ export class HandshakeRejected extends Data.TaggedError("HandshakeRejected")<{
  * The WebSocket could not be opened, or the handshake did not complete in time,
  * or the socket closed before it did.
  *
+ * `status` is the HTTP status of an upgrade the server refused (`reason: "Open"`),
+ * when the transport can know it: the Node transport can, browsers cannot.
+ *
  * @since 0.1.0
  * @category errors
  */
 export class HandshakeError extends Data.TaggedError("HandshakeError")<{
   readonly reason: "Timeout" | "Closed" | "Open" | "Protocol"
   readonly description: string
+  readonly status?: number | undefined
   readonly cause?: unknown
 }> {
   override get message() {
-    return `handshake failed (${this.reason}): ${this.description}`
+    const status = this.status === undefined ? "" : `, HTTP ${this.status}`
+    return `handshake failed (${this.reason}${status}): ${this.description}`
   }
 }
+
+/**
+ * A client connection is reconnecting: what needs the socket cannot be sent now.
+ * `attempt` is the reconnect attempt under way (0 right after the loss).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class Reconnecting extends Data.TaggedError("Reconnecting")<{
+  readonly id: string
+  readonly attempt: number
+}> {
+  override get message() {
+    return `connection ${JSON.stringify(this.id)} is reconnecting (attempt ${this.attempt})`
+  }
+}
+
+/**
+ * The client's offline queue was full: this operation, made while reconnecting,
+ * was dropped (the newest with the `dropping` strategy, the oldest with `sliding`).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class OfflineQueueFull extends Data.TaggedError("OfflineQueueFull")<{
+  readonly id: string
+  readonly capacity: number
+}> {
+  override get message() {
+    return `the offline queue of connection ${JSON.stringify(this.id)} is full (${this.capacity})`
+  }
+}
+
+/**
+ * What a client operation that sends something adds to its errors while the
+ * connection reconnects: `Reconnecting` without an offline queue, `OfflineQueueFull`
+ * when it was dropped from one.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type Offline = Reconnecting | OfflineQueueFull
 
 /**
  * The errors an ask can fail with.

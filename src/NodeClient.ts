@@ -6,6 +6,7 @@
  */
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import type * as Http from "node:http"
 import WebSocket from "ws"
 import * as Client from "./Client.js"
 import * as Errors from "./Errors.js"
@@ -22,12 +23,34 @@ export const layer: Layer.Layer<Client.ClientTransport> = Layer.succeed(Client.C
         headers: options.headers,
         perMessageDeflate: false
       })
-      const onError = (cause: Error) => {
+      const settle = () => {
+        ws.off("error", onError)
         ws.off("open", onOpen)
+        ws.off("unexpected-response", onResponse)
+      }
+      const onError = (cause: Error) => {
+        settle()
         resume(Effect.fail(new Errors.HandshakeError({ reason: "Open", description: cause.message, cause })))
       }
+      // the server answered the upgrade with something else than 101: keep its status
+      const onResponse = (_request: unknown, response: Http.IncomingMessage) => {
+        settle()
+        ws.on("error", () => {})
+        const status = response.statusCode ?? 0
+        const text = response.statusMessage === undefined || response.statusMessage === ""
+          ? ""
+          : ` ${response.statusMessage}`
+        ws.terminate()
+        resume(Effect.fail(
+          new Errors.HandshakeError({
+            reason: "Open",
+            status,
+            description: `the server answered the upgrade with ${status}${text}`
+          })
+        ))
+      }
       const onOpen = () => {
-        ws.off("error", onError)
+        settle()
         ws.on("error", () => {})
         resume(Effect.succeed({
           socket: nodeSocket.fromWebSocket(ws, "client"),
@@ -36,6 +59,7 @@ export const layer: Layer.Layer<Client.ClientTransport> = Layer.succeed(Client.C
       }
       ws.once("error", onError)
       ws.once("open", onOpen)
+      ws.once("unexpected-response", onResponse)
       return Effect.sync(() => ws.terminate())
     })
 })

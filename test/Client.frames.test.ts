@@ -6,6 +6,7 @@ import { assert, describe, it } from "@effect/vitest"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Queue from "effect/Queue"
+import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import type * as Net from "node:net"
 import { WebSocketServer } from "ws"
@@ -18,7 +19,10 @@ import * as Reply from "../src/Reply.js"
 import { Refused } from "./fixtures.js"
 
 interface Peer {
+  /** the upgrade request's headers */
+  readonly headers: Readonly<Record<string, string | ReadonlyArray<string> | undefined>>
   readonly send: (frame: string | Uint8Array) => Effect.Effect<void>
+  readonly close: Effect.Effect<void>
   readonly next: Effect.Effect<string | Uint8Array>
   readonly nextText: Effect.Effect<string>
 }
@@ -40,7 +44,7 @@ const fakeServer: Effect.Effect<{ readonly url: string; readonly peers: Queue.Qu
           wss.close(() => resume(Effect.void))
         })
     )
-    wss.on("connection", (ws) => {
+    wss.on("connection", (ws, request) => {
       const frames = Effect.runSync(Queue.unbounded<string | Uint8Array>())
       ws.on("message", (data, isBinary) => {
         frames.unsafeOffer(isBinary ? new Uint8Array(data as Buffer) : (data as Buffer).toString("utf8"))
@@ -50,7 +54,9 @@ const fakeServer: Effect.Effect<{ readonly url: string; readonly peers: Queue.Qu
         Effect.orDie
       )
       peers.unsafeOffer({
+        headers: request.headers,
         send: (frame) => Effect.sync(() => ws.send(frame, { binary: typeof frame !== "string" })),
+        close: Effect.sync(() => ws.close()),
         next,
         nextText: Effect.flatMap(next, (f) => typeof f === "string" ? Effect.succeed(f) : Effect.die("binary"))
       })
@@ -131,6 +137,32 @@ describe("Client frames against a scripted Go server", () => {
         "HandshakeError",
         "Protocol"
       ])
+    }))
+
+  it.scopedLive("(a) a first dial whose handshake fails does not go on reconnecting in the background", () =>
+    Effect.gen(function*() {
+      const { peers, url } = yield* fakeServer
+      const nextPeer = Queue.take(peers).pipe(
+        Effect.timeoutFail({ duration: Duration.seconds(5), onTimeout: () => new Error("no connection within 5 s") }),
+        Effect.orDie
+      )
+      const failing = yield* Effect.fork(
+        Effect.provide(
+          Client.dial(url, { reconnect: Schedule.spaced("10 millis"), reconnectProbe: "direct" }),
+          NodeClient.layer
+        )
+      )
+      const peer = yield* nextPeer
+      assert.strictEqual(yield* peer.nextText, "M")
+      yield* peer.close
+      const error = yield* Effect.flip(failing.await.pipe(Effect.flatten))
+      assert.deepStrictEqual([error._tag, error._tag === "HandshakeError" && error.reason], [
+        "HandshakeError",
+        "Closed"
+      ])
+      // the next connection is a new dial's, not a reconnect of the failed one
+      yield* Effect.fork(Effect.provide(Client.dial(url), NodeClient.layer))
+      assert.strictEqual((yield* nextPeer).headers["x-websocket-reconnect"], undefined)
     }))
 
   it.scopedLive("(a) no answer to M is a HandshakeError after the handshake timeout", () =>

@@ -2,8 +2,10 @@
  * The Effect client against this project's server, over real sockets.
  */
 import { assert, describe, it } from "@effect/vitest"
+import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
 import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as HashMap from "effect/HashMap"
@@ -15,6 +17,8 @@ import * as Queue from "effect/Queue"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import * as Http from "node:http"
+import * as Net from "node:net"
 import * as Client from "../src/Client.js"
 import * as Errors from "../src/Errors.js"
 import * as Events from "../src/Events.js"
@@ -29,6 +33,44 @@ const dial = <E = never, R = never>(
   options?: Client.DialOptions<E, R>
 ): Effect.Effect<Client.ClientConn, Errors.HandshakeRejected | Errors.HandshakeError, Scope.Scope | R> =>
   Effect.provide(Client.dial(url, options), NodeClient.layer)
+
+/** Dies with a clear message when `effect` takes longer than `seconds`. */
+const deadline = (seconds: number, what: string) => <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.timeoutFailCause(effect, {
+    duration: Duration.seconds(seconds),
+    onTimeout: () => Cause.die(new Error(`no ${what} within ${seconds} s`))
+  })
+
+/** A port nothing listens on: reserved on 127.0.0.1, then released. */
+const freePort = Effect.async<number>((resume) => {
+  const server = Net.createServer()
+  server.listen(0, "127.0.0.1", () => {
+    const { port } = server.address() as Net.AddressInfo
+    server.close(() => resume(Effect.succeed(port)))
+  })
+})
+
+/** An HTTP server that answers every WebSocket upgrade with `status`, and counts them. */
+const refusingServer = (status: number) =>
+  Effect.acquireRelease(
+    Effect.async<{ readonly url: string; readonly upgrades: () => number; readonly http: Http.Server }>((resume) => {
+      let upgrades = 0
+      const http = Http.createServer((_request, response) => response.writeHead(200).end())
+      http.on("upgrade", (_request, socket) => {
+        upgrades++
+        socket.end(`HTTP/1.1 ${status} ${Http.STATUS_CODES[status]}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`)
+      })
+      http.listen(0, "127.0.0.1", () => {
+        const { port } = http.address() as Net.AddressInfo
+        resume(Effect.succeed({ url: `ws://127.0.0.1:${port}/echo`, upgrades: () => upgrades, http }))
+      })
+    }),
+    ({ http }) =>
+      Effect.async<void>((resume) => {
+        http.closeAllConnections()
+        http.close(() => resume(Effect.void))
+      })
+  )
 
 /** Client events that put what arrives in a queue. */
 const recording = (queue: Queue.Queue<string>, namespaces: ReadonlyArray<string> = ["default"]) => {
@@ -351,6 +393,68 @@ describe("Client", () => {
         yield* conn.awaitClose
         const state = yield* conn.currentState
         assert.strictEqual(state._tag, "Closed")
+      }))
+
+    it.scopedLive("retryFirstDial: a client started before its server connects once the server is up", () =>
+      Effect.gen(function*() {
+        const port = yield* freePort
+        const failures = yield* Queue.unbounded<Errors.HandshakeRejected | Errors.HandshakeError>()
+        const dialing = yield* Effect.fork(dial(`ws://127.0.0.1:${port}/echo`, {
+          events: Events.client({ default: {} }),
+          reconnect: Schedule.spaced("20 millis").pipe(
+            Schedule.intersect(Schedule.recurs(250)),
+            Schedule.tapInput((error: Errors.HandshakeRejected | Errors.HandshakeError) => Queue.offer(failures, error))
+          ),
+          retryFirstDial: true
+        }))
+        const refused = yield* Queue.take(failures).pipe(deadline(5, "failed first attempt"))
+        assert.deepStrictEqual([refused._tag, refused._tag === "HandshakeError" && refused.reason], [
+          "HandshakeError",
+          "Open"
+        ])
+        const { url } = yield* startServer({ events: captureEvents, idGenerator: () => "late" }, port)
+        assert.strictEqual(url, `ws://127.0.0.1:${port}/echo`)
+        const conn = yield* Fiber.join(dialing).pipe(deadline(5, "connection"))
+        assert.deepStrictEqual(yield* conn.currentState, { _tag: "Open", id: "late" })
+        assert.strictEqual(conn.reconnectTries, 0)
+        yield* conn.connect("default")
+      }))
+
+    it.scopedLive("retryFirstDial: when the schedule gives up, dial fails with the last error; without it, at once", () =>
+      Effect.gen(function*() {
+        const url = `ws://127.0.0.1:${yield* freePort}/echo`
+        let retried = 0
+        const counting = Schedule.recurs(2).pipe(Schedule.tapInput(() => Effect.sync(() => retried++)))
+        const error = yield* Effect.flip(dial(url, { reconnect: counting, retryFirstDial: true }))
+        assert.deepStrictEqual([error._tag, error._tag === "HandshakeError" && error.reason], [
+          "HandshakeError",
+          "Open"
+        ])
+        assert.strictEqual(retried, 3)
+        retried = 0
+        yield* Effect.flip(dial(url, { reconnect: counting }))
+        assert.strictEqual(retried, 0)
+      }))
+
+    it.scopedLive("a refused upgrade carries its HTTP status; 401, 403 and 404 are not retried, 408, 429 and 503 are", () =>
+      Effect.gen(function*() {
+        for (const status of [401, 403, 404, 408, 429, 503]) {
+          const { upgrades, url } = yield* refusingServer(status)
+          const error = yield* Effect.flip(
+            dial(url, { reconnect: Schedule.recurs(2), retryFirstDial: true, reconnectProbe: "direct" })
+          )
+          assert.deepStrictEqual([error._tag, error._tag === "HandshakeError" && error.status], [
+            "HandshakeError",
+            status
+          ])
+          assert.strictEqual(
+            error.message,
+            `handshake failed (Open, HTTP ${status}): the server answered the upgrade with ${status} ${
+              Http.STATUS_CODES[status]
+            }`
+          )
+          assert.strictEqual(upgrades(), status === 408 || status === 429 || status === 503 ? 3 : 1, `${status}`)
+        }
       }))
 
     it.scopedLive("gives up after the schedule's attempts", () =>

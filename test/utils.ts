@@ -10,9 +10,10 @@ import WebSocket from "ws"
 import * as NodeServer from "../src/NodeServer.js"
 import * as Server from "../src/Server.js"
 
-/** A server on 127.0.0.1 with a free port, for the lifetime of the scope. */
+/** A server on 127.0.0.1 (on a free port, unless one is given), for the lifetime of the scope. */
 export const startServer = <E, R>(
-  options: Server.Options<E, R>
+  options: Server.Options<E, R>,
+  port = 0
 ): Effect.Effect<
   { readonly server: Server.Server; readonly url: string },
   never,
@@ -20,7 +21,7 @@ export const startServer = <E, R>(
 > =>
   Effect.gen(function*() {
     const context = yield* Layer.build(
-      NodeServer.layer({ port: 0 }).pipe(Layer.provideMerge(Server.layer(options)))
+      NodeServer.layer({ port }).pipe(Layer.provideMerge(Server.layer(options)))
     )
     const server = yield* Effect.provide(Server.Server, context)
     const node = yield* Effect.provide(NodeServer.NodeServer, context)

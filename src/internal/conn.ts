@@ -76,6 +76,21 @@ export interface ConnHooks {
   readonly dropped: (conn: ConnImpl) => void
 }
 
+/**
+ * Client side, while the connection reconnects: what would send something goes
+ * through `hold` instead, which fails it or keeps it (the offline queue) and runs
+ * it once the connection is back. `operation` is the same operation, not gated again.
+ *
+ * @internal
+ */
+export interface Gate {
+  readonly hold: <A, E>(
+    operation: Effect.Effect<A, E>
+  ) => Effect.Effect<A, E | Errors.Offline | Errors.ConnectionClosed>
+  /** the failure of a request under way when the socket was lost */
+  readonly error: () => Errors.Reconnecting
+}
+
 /** @internal */
 export interface ConnConfig {
   readonly side: Side
@@ -155,6 +170,10 @@ const fitsBytes = (name: string, max: number): boolean => {
   return bytes <= max
 }
 
+/** The socket is gone (a reconnect follows) or the connection closed: nothing was refused. */
+const isGone = (error: { readonly _tag: string }): boolean =>
+  error._tag === "Reconnecting" || error._tag === "ConnectionClosed"
+
 const lifecycle = (
   namespace: string,
   room: string,
@@ -172,7 +191,7 @@ export class ConnImpl {
   // what most connections never use is created on first use: an idle connection stays small
   private store_: Map<unknown, unknown> | undefined
   private pending_: Map<string, PendingReply> | undefined
-  private connecting_: Map<string, Deferred.Deferred<NSConnImpl, Errors.RequestError>> | undefined
+  private connecting_: Map<string, Deferred.Deferred<NSConnImpl, Errors.RequestError | Errors.Reconnecting>> | undefined
   private closedLatch_: Deferred.Deferred<void> | undefined
   private inbound: Array<Task> = []
   private inboundHead = 0
@@ -206,6 +225,8 @@ export class ConnImpl {
   clientState: SubscriptionRef.SubscriptionRef<ConnectionState> | undefined
   /** set by `close`: a client closed by its application does not reconnect */
   closedByUser = false
+  /** client side: set by the client while it reconnects */
+  gate: Gate | undefined
 
   constructor(
     public id: string,
@@ -236,7 +257,7 @@ export class ConnImpl {
     return this.pending_ ??= new Map()
   }
 
-  private get connecting(): Map<string, Deferred.Deferred<NSConnImpl, Errors.RequestError>> {
+  private get connecting(): Map<string, Deferred.Deferred<NSConnImpl, Errors.RequestError | Errors.Reconnecting>> {
     return this.connecting_ ??= new Map()
   }
 
@@ -268,6 +289,26 @@ export class ConnImpl {
 
   get closedError(): Errors.ConnectionClosed {
     return new Errors.ConnectionClosed({ id: this.id })
+  }
+
+  /** Why nothing can be sent now: `Reconnecting` while a client is down, otherwise closed. */
+  get unavailableError(): Errors.ConnectionClosed | Errors.Reconnecting {
+    return this.phase === DOWN && this.gate !== undefined ? this.gate.error() : this.closedError
+  }
+
+  /** `operation` through the gate, within its timeout counted from now. */
+  held<A, E>(
+    gate: Gate,
+    operation: Effect.Effect<A, E>,
+    namespace: string,
+    event: string,
+    timeout: Duration.DurationInput | undefined
+  ): Effect.Effect<A, E | Errors.Offline | Errors.ConnectionClosed | Errors.AskTimeout> {
+    const duration = timeout === undefined ? this.config.askTimeout : Duration.decode(timeout)
+    return Effect.timeoutFail(gate.hold(operation), {
+      duration,
+      onTimeout: () => new Errors.AskTimeout({ namespace, event, timeout: duration })
+    })
   }
 
   // ---------------------------------------------------------------------------
@@ -305,7 +346,7 @@ export class ConnImpl {
     return Effect.sync(() => Array.from(this.nsMap.values()))
   }
 
-  disconnectAll(options?: RequestOptions): Effect.Effect<void, Errors.RequestError> {
+  disconnectAll(options?: RequestOptions): Effect.Effect<void, Errors.RequestError | Errors.Offline> {
     return Effect.suspend(() =>
       Effect.forEach(Array.from(this.nsMap.values()), (ns) => this.disconnectNamespace(ns, options?.timeout), {
         discard: true
@@ -549,8 +590,9 @@ export class ConnImpl {
 
   /**
    * Client side, after a reconnect's handshake: connects every namespace and joins
-   * every room the connection had again. What the server now refuses is left with
-   * the forced events.
+   * every room the connection had again. What the server now refuses (or does not
+   * answer in time) is left with the forced events; when the socket is lost again or
+   * the connection closes, the rest is left to the next reconnect or the close.
    */
   restore(): Effect.Effect<void> {
     return Effect.forEach(Array.from(this.nsMap.values()), (ns) =>
@@ -560,6 +602,7 @@ export class ConnImpl {
           undefined
         ))
         if (connected._tag === "Left") {
+          if (isGone(connected.left)) return
           yield* this.leaveAllForced(ns)
           this.removeNamespace(ns)
           yield* this.fire(ns, lifecycle(ns.namespace, "", OnNamespaceDisconnect, true, true))
@@ -572,6 +615,7 @@ export class ConnImpl {
             undefined
           ))
           if (joined._tag === "Left") {
+            if (isGone(joined.left)) return
             this.removeRoom(room)
             yield* this.fire(ns, lifecycle(ns.namespace, room.name, OnRoomLeft, true, true))
           } else {
@@ -1080,55 +1124,80 @@ export class ConnImpl {
     commit?: (reply: Message.Message) => void
   ): Effect.Effect<
     Message.Message,
-    Errors.AskTimeout | Errors.RemoteError | Errors.ConnectionClosed | Errors.BadNamespace
+    Errors.AskTimeout | Errors.RemoteError | Errors.ConnectionClosed | Errors.Reconnecting | Errors.BadNamespace
   > {
     const duration = timeout === undefined ? this.config.askTimeout : Duration.decode(timeout)
     const wait = request.wait
-    const ask = Effect.async<
+    type Outcome = Effect.Effect<
       Message.Message,
-      Errors.RemoteError | Errors.ConnectionClosed | Errors.BadNamespace
-    >((resume) => {
-      if (this.phase === CLOSED) return resume(Effect.fail(this.closedError))
-      if (this.phase === ACCEPTING) this.accept()
-      this.pending.set(wait, (reply) => {
-        if (reply === undefined) return resume(Effect.fail(this.closedError))
-        if (reply.error !== undefined && reply.error.length > 0) {
-          // neffos's own text for a namespace the peer does not declare or has not connected
-          if (reply.error === "bad namespace") {
-            return resume(
-              Effect.fail(new Errors.BadNamespace({ namespace: request.namespace, reason: "RefusedByPeer" }))
+      Errors.RemoteError | Errors.ConnectionClosed | Errors.Reconnecting | Errors.BadNamespace
+    >
+    // written by the fiber that asks, before it waits: requests leave in the order they are made
+    return Effect.uninterruptibleMask((restore) =>
+      Effect.suspend(() => {
+        if (this.phase === CLOSED || this.phase === DOWN) return Effect.fail(this.unavailableError)
+        if (this.phase === ACCEPTING) this.accept()
+        let outcome: Outcome | undefined
+        let resume: ((outcome: Outcome) => void) | undefined
+        this.pending.set(wait, (reply) => {
+          let result: Outcome
+          if (reply === undefined) {
+            result = Effect.fail(this.unavailableError)
+          } else if (reply.error === "bad namespace") {
+            // neffos's own text for a namespace the peer does not declare or has not connected
+            result = Effect.fail(new Errors.BadNamespace({ namespace: request.namespace, reason: "RefusedByPeer" }))
+          } else if (reply.error !== undefined && reply.error.length > 0) {
+            result = Effect.fail(
+              new Errors.RemoteError({
+                text: reply.error,
+                namespace: request.namespace,
+                room: request.room,
+                event: request.event
+              })
             )
+          } else {
+            if (commit !== undefined) commit(reply)
+            result = Effect.succeed(reply)
           }
-          return resume(Effect.fail(
-            new Errors.RemoteError({
-              text: reply.error,
-              namespace: request.namespace,
-              room: request.room,
-              event: request.event
-            })
-          ))
+          if (resume === undefined) outcome = result
+          else resume(result)
+        })
+        if (!this.write(msg.encode(request))) {
+          this.pending.delete(wait)
+          return Effect.fail(this.unavailableError)
         }
-        if (commit !== undefined) commit(reply)
-        resume(Effect.succeed(reply))
+        const reply = Effect.async<
+          Message.Message,
+          Errors.RemoteError | Errors.ConnectionClosed | Errors.Reconnecting | Errors.BadNamespace
+        >(
+          (resumeWith) => {
+            if (outcome !== undefined) return resumeWith(outcome)
+            resume = resumeWith
+            return Effect.sync(() => {
+              resume = undefined
+            })
+          }
+        )
+        return restore(Effect.timeoutFail(reply, {
+          duration,
+          onTimeout: () =>
+            new Errors.AskTimeout({ namespace: request.namespace, event: request.event, timeout: duration })
+        })).pipe(Effect.ensuring(Effect.sync(() => this.pending.delete(wait))))
       })
-      if (!this.write(msg.encode(request))) {
-        this.pending.delete(wait)
-        return resume(Effect.fail(this.closedError))
-      }
-      return Effect.sync(() => {
-        this.pending.delete(wait)
-      })
-    })
-    return Effect.timeoutFail(ask, {
-      duration,
-      onTimeout: () => new Errors.AskTimeout({ namespace: request.namespace, event: request.event, timeout: duration })
-    })
+    )
   }
 
-  connect(namespace: string, options?: RequestOptions): Effect.Effect<NSConnImpl, Errors.RequestError> {
+  connect(
+    namespace: string,
+    options?: RequestOptions,
+    gated = true
+  ): Effect.Effect<NSConnImpl, Errors.RequestError | Errors.Offline> {
     const timeout = options?.timeout
-    return Effect.suspend(() => {
+    return Effect.suspend((): Effect.Effect<NSConnImpl, Errors.RequestError | Errors.Offline> => {
       if (this.phase === CLOSED) return Effect.fail(this.closedError)
+      if (gated && this.gate !== undefined) {
+        return this.held(this.gate, this.connect(namespace, options, false), namespace, OnNamespaceConnect, timeout)
+      }
       if (!this.config.events.has(namespace)) {
         return Effect.fail(new Errors.BadNamespace({ namespace, reason: "NotDeclared" }))
       }
@@ -1136,7 +1205,7 @@ export class ConnImpl {
       if (existing !== undefined) return Effect.succeed(existing)
       const inflight = this.connecting.get(namespace)
       if (inflight !== undefined) return Deferred.await(inflight)
-      const done = Deferred.unsafeMake<NSConnImpl, Errors.RequestError>(undefined as any)
+      const done = Deferred.unsafeMake<NSConnImpl, Errors.RequestError | Errors.Reconnecting>(undefined as any)
       this.connecting.set(namespace, done)
       return this.doConnect(namespace, timeout).pipe(
         Effect.onExit((exit) =>
@@ -1152,7 +1221,7 @@ export class ConnImpl {
   private doConnect(
     namespace: string,
     timeout: Duration.DurationInput | undefined
-  ): Effect.Effect<NSConnImpl, Errors.RequestError> {
+  ): Effect.Effect<NSConnImpl, Errors.RequestError | Errors.Reconnecting> {
     const ns = new NSConnImpl(this, namespace)
     return Effect.gen(this, function*() {
       const veto = yield* this.fire(ns, lifecycle(namespace, "", OnNamespaceConnect, true, false))
@@ -1174,10 +1243,15 @@ export class ConnImpl {
 
   disconnectNamespace(
     ns: NSConnImpl,
-    timeout?: Duration.DurationInput | undefined
-  ): Effect.Effect<void, Errors.RequestError> {
+    timeout?: Duration.DurationInput | undefined,
+    gated = true
+  ): Effect.Effect<void, Errors.RequestError | Errors.Offline> {
     return Effect.gen(this, function*() {
       if (this.phase === CLOSED) return yield* Effect.fail(this.closedError)
+      if (gated && this.gate !== undefined) {
+        const again = this.disconnectNamespace(ns, timeout, false)
+        return yield* this.held(this.gate, again, ns.namespace, OnNamespaceDisconnect, timeout)
+      }
       if (ns.removed) return
       yield* this.sendRequest(
         this.requestMessage(ns.namespace, "", OnNamespaceDisconnect),
@@ -1192,10 +1266,14 @@ export class ConnImpl {
   joinRoom(
     ns: NSConnImpl,
     name: string,
-    timeout?: Duration.DurationInput | undefined
-  ): Effect.Effect<RoomImpl, Errors.RequestError> {
+    timeout?: Duration.DurationInput | undefined,
+    gated = true
+  ): Effect.Effect<RoomImpl, Errors.RequestError | Errors.Offline> {
     return Effect.gen(this, function*() {
       if (this.phase === CLOSED) return yield* Effect.fail(this.closedError)
+      if (gated && this.gate !== undefined) {
+        return yield* this.held(this.gate, this.joinRoom(ns, name, timeout, false), ns.namespace, OnRoomJoin, timeout)
+      }
       if (ns.removed) {
         return yield* Effect.fail(new Errors.BadNamespace({ namespace: ns.namespace, reason: "NotConnected" }))
       }
@@ -1220,9 +1298,22 @@ export class ConnImpl {
     })
   }
 
-  leaveRoom(room: RoomImpl, timeout?: Duration.DurationInput | undefined): Effect.Effect<void, Errors.RequestError> {
+  leaveRoom(
+    room: RoomImpl,
+    timeout?: Duration.DurationInput | undefined,
+    gated = true
+  ): Effect.Effect<void, Errors.RequestError | Errors.Offline> {
     return Effect.gen(this, function*() {
       if (this.phase === CLOSED) return yield* Effect.fail(this.closedError)
+      if (gated && this.gate !== undefined) {
+        return yield* this.held(
+          this.gate,
+          this.leaveRoom(room, timeout, false),
+          room.ns.namespace,
+          OnRoomLeave,
+          timeout
+        )
+      }
       const ns = room.ns
       if (room.removed) return yield* Effect.fail(new Errors.BadRoom({ namespace: ns.namespace, room: room.name }))
       const veto = yield* this.fire(ns, lifecycle(ns.namespace, room.name, OnRoomLeave, true, false))
@@ -1336,6 +1427,8 @@ class CurrentSocketOnly implements SocketHandlers {
   }
 }
 
+type EmitError = Errors.ConnectionClosed | Errors.BadNamespace | Errors.BadRoom | Errors.Offline
+
 /** @internal */
 export class NSConnImpl {
   private roomMap_: Map<string, RoomImpl> | undefined
@@ -1360,11 +1453,14 @@ export class NSConnImpl {
     room: string,
     event: string,
     body: string | Uint8Array,
-    binary: boolean
-  ): Effect.Effect<void, Errors.ConnectionClosed | Errors.BadNamespace | Errors.BadRoom> {
-    return Effect.suspend((): Effect.Effect<void, Errors.ConnectionClosed | Errors.BadNamespace | Errors.BadRoom> => {
+    binary: boolean,
+    gated = true
+  ): Effect.Effect<void, EmitError> {
+    return Effect.suspend((): Effect.Effect<void, EmitError> => {
       const error = this.check(room)
       if (error !== undefined) return Effect.fail(error)
+      const gate = this.conn.gate
+      if (gated && gate !== undefined) return gate.hold(this.emitIn(room, event, body, binary, false))
       const frame = msg.encode(
         msg.unsafeMake(
           this.namespace,
@@ -1378,7 +1474,7 @@ export class NSConnImpl {
           false
         )
       )
-      return this.conn.write(frame) ? Effect.void : Effect.fail(this.conn.closedError)
+      return this.conn.write(frame) ? Effect.void : Effect.fail(this.conn.unavailableError)
     })
   }
 
@@ -1386,11 +1482,16 @@ export class NSConnImpl {
     room: string,
     event: string,
     body: string | Uint8Array,
-    timeout: Duration.DurationInput | undefined
-  ): Effect.Effect<Message.Message, Errors.AskError> {
-    return Effect.suspend((): Effect.Effect<Message.Message, Errors.AskError> => {
+    timeout: Duration.DurationInput | undefined,
+    gated = true
+  ): Effect.Effect<Message.Message, Errors.AskError | Errors.Offline> {
+    return Effect.suspend((): Effect.Effect<Message.Message, Errors.AskError | Errors.Offline> => {
       const error = this.check(room)
       if (error !== undefined) return Effect.fail(error)
+      const gate = this.conn.gate
+      if (gated && gate !== undefined) {
+        return this.conn.held(gate, this.askIn(room, event, body, timeout, false), this.namespace, event, timeout)
+      }
       return this.conn.sendRequest(
         msg.unsafeMake(
           this.namespace,
@@ -1408,19 +1509,13 @@ export class NSConnImpl {
     })
   }
 
-  emit(
-    event: string,
-    body: string | Uint8Array = ""
-  ): Effect.Effect<void, Errors.ConnectionClosed | Errors.BadNamespace> {
+  emit(event: string, body: string | Uint8Array = ""): Effect.Effect<void, Exclude<EmitError, Errors.BadRoom>> {
     // without a room there is no BadRoom
-    return this.emitIn("", event, body, false) as Effect.Effect<void, Errors.ConnectionClosed | Errors.BadNamespace>
+    return this.emitIn("", event, body, false) as Effect.Effect<void, Exclude<EmitError, Errors.BadRoom>>
   }
 
-  emitBinary(event: string, body: string | Uint8Array): Effect.Effect<
-    void,
-    Errors.ConnectionClosed | Errors.BadNamespace
-  > {
-    return this.emitIn("", event, body, true) as Effect.Effect<void, Errors.ConnectionClosed | Errors.BadNamespace>
+  emitBinary(event: string, body: string | Uint8Array): Effect.Effect<void, Exclude<EmitError, Errors.BadRoom>> {
+    return this.emitIn("", event, body, true) as Effect.Effect<void, Exclude<EmitError, Errors.BadRoom>>
   }
 
   ask(event: string, body: string | Uint8Array = "", options?: RequestOptions) {

@@ -122,6 +122,8 @@ export const make = <E, R>(
     /** connections between their upgrade and their A<id> (or close) */
     const handshaking = new Set<ConnImpl>()
     const instanceId = crypto.randomUUID()
+    // only a client connection reconnects: a server's never fails with `Errors.Offline`
+    const asConn = (conn: ConnImpl): Conn.Conn => conn as unknown as Conn.Conn
     let bridge: StackExchange.Bridge | undefined
     // the fibers of every connection (dispatchers, close sequences, onConnect) belong to the server:
     // releasing the layer interrupts whatever is still running
@@ -162,7 +164,7 @@ export const make = <E, R>(
         topicChanged({ _tag: "Namespace", namespace: ns.namespace }, members, added)
         publish({
           _tag: added ? "NamespaceConnected" : "NamespaceDisconnected",
-          conn: ns.conn,
+          conn: asConn(ns.conn),
           namespace: ns.namespace
         })
       },
@@ -171,7 +173,7 @@ export const make = <E, R>(
         const namespace = room.ns.namespace
         const members = registry.roomChanged(namespace, room.name, conn, added)
         topicChanged({ _tag: "Room", namespace, room: room.name }, members, added)
-        publish({ _tag: added ? "RoomJoined" : "RoomLeft", conn, namespace, room: room.name })
+        publish({ _tag: added ? "RoomJoined" : "RoomLeft", conn: asConn(conn), namespace, room: room.name })
       },
       handshake: (conn: ConnImpl) => {
         if (!accepting) return conn.unsafeClose(1001, "server shutdown", false)
@@ -196,7 +198,7 @@ export const make = <E, R>(
         const withId = registry.add(conn)
         connectionsGauge.unsafeUpdate(HashMap.size(registry.snapshot.all), [])
         topicChanged({ _tag: "Connection", id: conn.id }, withId, true)
-        publish({ _tag: "Connected", conn })
+        publish({ _tag: "Connected", conn: asConn(conn) })
       },
       closed: (conn: ConnImpl) =>
         Effect.gen(function*() {
@@ -205,7 +207,7 @@ export const make = <E, R>(
           const withId = registry.remove(conn)
           connectionsGauge.unsafeUpdate(HashMap.size(registry.snapshot.all), [])
           topicChanged({ _tag: "Connection", id: conn.id }, withId, false)
-          publish({ _tag: "Disconnected", conn, code: conn.closeCode, reason: conn.closeReason })
+          publish({ _tag: "Disconnected", conn: asConn(conn), code: conn.closeCode, reason: conn.closeReason })
           if (options.onDisconnect !== undefined) {
             yield* Effect.catchAllCause(
               options.onDisconnect(conn as unknown as Conn.Conn) as Effect.Effect<void>,
@@ -315,7 +317,11 @@ export const make = <E, R>(
           if (ns === undefined) {
             return Effect.fail(new Errors.BadNamespace({ namespace: request.namespace, reason: "NotConnected" }))
           }
-          return ns.askIn(request.room ?? "", request.event, request.body ?? "", timeout)
+          // a server's connection never reconnects: no Errors.Offline
+          return ns.askIn(request.room ?? "", request.event, request.body ?? "", timeout) as Effect.Effect<
+            Message.Message,
+            Errors.AskError
+          >
         }
         // several connections may share an id: the first reply wins, as in neffos
         return conns.length === 1 ? askOne(conns[0]) : Effect.raceAll(conns.map(askOne))

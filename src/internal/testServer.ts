@@ -122,6 +122,12 @@ const origin = "ws://effect-neffos.test"
 /** A namespace no server declares: an ask on it is answered in order with `bad namespace`. */
 const syncNamespace = "effect-neffos/TestServer.sync"
 
+/** A virtual client never reconnects: nothing it sends fails with `Errors.Offline`. */
+const online = <A>(
+  effect: Effect.Effect<A, Errors.RequestError | Errors.Offline>
+): Effect.Effect<A, Errors.RequestError> =>
+  Effect.catchTags(effect, { Reconnecting: Effect.die, OfflineQueueFull: Effect.die })
+
 const closedError = (id: () => string) => (): Errors.ConnectionClosed => new Errors.ConnectionClosed({ id: id() })
 
 /** @internal */
@@ -212,7 +218,13 @@ export const make: Effect.Effect<TestServer.TestServer, never, Server.Server | S
         )
       ).pipe(
         Effect.asVoid,
-        Effect.catchTags({ RemoteError: () => Effect.void, BadNamespace: () => Effect.void, AskTimeout: Effect.die })
+        // a virtual client never reconnects
+        Effect.catchTags({
+          RemoteError: () => Effect.void,
+          BadNamespace: () => Effect.void,
+          AskTimeout: Effect.die,
+          Reconnecting: Effect.die
+        })
       )
       const expect = (expected: TestServer.Expected) =>
         Effect.flatMap(next, (m) =>
@@ -230,9 +242,9 @@ export const make: Effect.Effect<TestServer.TestServer, never, Server.Server | S
         client,
         conn,
         stats: conn.stats,
-        connect: (namespace, options) => client.connect(namespace, options),
+        connect: (namespace, options) => online(client.connect(namespace, options)),
         join: (namespace, room, options) =>
-          Effect.flatMap(client.connect(namespace, options), (ns) => ns.joinRoom(room, options)),
+          online(Effect.flatMap(client.connect(namespace, options), (ns) => ns.joinRoom(room, options))),
         next,
         expect,
         awaitMessage,
