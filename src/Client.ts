@@ -16,7 +16,6 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
-import type * as Stream from "effect/Stream"
 import * as Conn from "./Conn.js"
 import * as Errors from "./Errors.js"
 import type * as Events from "./Events.js"
@@ -30,11 +29,7 @@ import type { Frame, RawSocket, SocketHandlers } from "./Transport.js"
  * @since 0.1.0
  * @category models
  */
-export type ConnectionState =
-  | { readonly _tag: "Connecting" }
-  | { readonly _tag: "Open"; readonly id: string }
-  | { readonly _tag: "Reconnecting"; readonly attempt: number; readonly code: number; readonly reason: string }
-  | { readonly _tag: "Closed"; readonly code: number; readonly reason: string }
+export type ConnectionState = Conn.ConnectionState
 
 /**
  * A client connection. The same object keeps working across reconnects: its
@@ -43,35 +38,7 @@ export type ConnectionState =
  * @since 0.1.0
  * @category models
  */
-export interface ClientConn {
-  readonly [Conn.TypeId]: Conn.TypeId
-  /** the id the server gave (changes after a reconnect) */
-  readonly id: string
-  /** how many attempts the last reconnect took (0 before any) */
-  readonly reconnectTries: number
-  readonly wasReconnected: boolean
-  /** the current state, then every change */
-  readonly state: Stream.Stream<ConnectionState>
-  readonly currentState: Effect.Effect<ConnectionState>
-  readonly isClosed: Effect.Effect<boolean>
-  readonly stats: Effect.Effect<Conn.Stats>
-  /** connects a namespace declared in the client's events; the server may refuse it */
-  readonly connect: (
-    namespace: string,
-    options?: Conn.RequestOptions
-  ) => Effect.Effect<ClientNSConn, Errors.RequestError | Errors.Offline>
-  /** the namespace handle, once the server connected this client to it (no race, no polling) */
-  readonly waitServerConnect: (namespace: string) => Effect.Effect<ClientNSConn, Errors.ConnectionClosed>
-  readonly namespace: (name: string) => Effect.Effect<ClientNSConn, Errors.BadNamespace>
-  readonly namespaces: Effect.Effect<ReadonlyArray<ClientNSConn>>
-  readonly disconnectAll: (options?: Conn.RequestOptions) => Effect.Effect<void, Errors.RequestError | Errors.Offline>
-  /** fires the forced local leave/disconnect events and closes with 1000 (no reconnect) */
-  readonly close: (options?: { readonly code?: number; readonly reason?: string }) => Effect.Effect<void>
-  readonly awaitClose: Effect.Effect<void>
-  readonly get: <A>(key: Conn.StoreKey<A>) => Effect.Effect<A>
-  readonly set: <A>(key: Conn.StoreKey<A>, value: A) => Effect.Effect<void>
-  readonly modify: <A>(key: Conn.StoreKey<A>, f: (a: A) => A) => Effect.Effect<A>
-}
+export interface ClientConn extends Conn.ClientConn {}
 
 /**
  * A client's membership of a namespace (no broadcast: that is the server's).
@@ -81,7 +48,7 @@ export interface ClientConn {
  * @since 0.1.0
  * @category models
  */
-export interface ClientNSConn extends Conn.NamespaceHandle<ClientConn, ClientRoom, Errors.Offline> {}
+export interface ClientNSConn extends Conn.ClientNSConn {}
 
 /**
  * A client's membership of a room.
@@ -89,7 +56,7 @@ export interface ClientNSConn extends Conn.NamespaceHandle<ClientConn, ClientRoo
  * @since 0.1.0
  * @category models
  */
-export interface ClientRoom extends Conn.RoomHandle<ClientNSConn, Errors.Offline> {}
+export interface ClientRoom extends Conn.ClientRoom {}
 
 /**
  * Client-side handlers (they receive a `ClientNSConn`).

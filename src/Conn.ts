@@ -9,6 +9,7 @@ import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
+import type * as Stream from "effect/Stream"
 import type * as Errors from "./Errors.js"
 import * as internalRequest from "./internal/request.js"
 import type * as Message from "./Message.js"
@@ -236,6 +237,74 @@ export interface Room extends RoomHandle<NSConn> {
   /** to every member of this room but this connection */
   readonly broadcastOthers: Broadcast<Omit<Outgoing, "namespace" | "room">>
 }
+
+/**
+ * What a client connection goes through. `Reconnecting` counts attempts from 1
+ * (0 right after the loss).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ConnectionState =
+  | { readonly _tag: "Connecting" }
+  | { readonly _tag: "Open"; readonly id: string }
+  | { readonly _tag: "Reconnecting"; readonly attempt: number; readonly code: number; readonly reason: string }
+  | { readonly _tag: "Closed"; readonly code: number; readonly reason: string }
+
+/**
+ * A client connection. The same object keeps working across reconnects: its
+ * namespace and room handles are restored, `id` is the current connection id.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ClientConn {
+  readonly [TypeId]: TypeId
+  /** the id the server gave (changes after a reconnect) */
+  readonly id: string
+  /** how many attempts the last reconnect took (0 before any) */
+  readonly reconnectTries: number
+  readonly wasReconnected: boolean
+  /** the current state, then every change */
+  readonly state: Stream.Stream<ConnectionState>
+  readonly currentState: Effect.Effect<ConnectionState>
+  readonly isClosed: Effect.Effect<boolean>
+  readonly stats: Effect.Effect<Stats>
+  /** connects a namespace declared in the client's events; the server may refuse it */
+  readonly connect: (
+    namespace: string,
+    options?: RequestOptions
+  ) => Effect.Effect<ClientNSConn, Errors.RequestError | Errors.Offline>
+  /** the namespace handle, once the server connected this client to it (no race, no polling) */
+  readonly waitServerConnect: (namespace: string) => Effect.Effect<ClientNSConn, Errors.ConnectionClosed>
+  readonly namespace: (name: string) => Effect.Effect<ClientNSConn, Errors.BadNamespace>
+  readonly namespaces: Effect.Effect<ReadonlyArray<ClientNSConn>>
+  readonly disconnectAll: (options?: RequestOptions) => Effect.Effect<void, Errors.RequestError | Errors.Offline>
+  /** fires the forced local leave/disconnect events and closes with 1000 (no reconnect) */
+  readonly close: (options?: { readonly code?: number; readonly reason?: string }) => Effect.Effect<void>
+  readonly awaitClose: Effect.Effect<void>
+  readonly get: <A>(key: StoreKey<A>) => Effect.Effect<A>
+  readonly set: <A>(key: StoreKey<A>, value: A) => Effect.Effect<void>
+  readonly modify: <A>(key: StoreKey<A>, f: (a: A) => A) => Effect.Effect<A>
+}
+
+/**
+ * A client's membership of a namespace (no broadcast: that is the server's).
+ * While the connection reconnects, what it sends fails with `Reconnecting`, or
+ * waits in the offline queue (see `DialOptions.offline`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ClientNSConn extends NamespaceHandle<ClientConn, ClientRoom, Errors.Offline> {}
+
+/**
+ * A client's membership of a room.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ClientRoom extends RoomHandle<ClientNSConn, Errors.Offline> {}
 
 /**
  * The request as the server sees it: `X-Websocket-Header-<Name>` query parameters

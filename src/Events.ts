@@ -13,7 +13,6 @@
  * @since 0.1.0
  */
 import type * as Effect from "effect/Effect"
-import type * as Client from "./Client.js"
 import type * as Conn from "./Conn.js"
 import * as failure from "./internal/failure.js"
 import type * as Message from "./Message.js"
@@ -195,9 +194,9 @@ export const namespaces = <const M extends NamespaceMap<Conn.NSConn>>(
  * @since 0.1.0
  * @category constructors
  */
-export const client = <const M extends NamespaceMap<Client.ClientNSConn>>(
+export const client = <const M extends NamespaceMap<Conn.ClientNSConn>>(
   map: M
-): Events<Client.ClientNSConn, ErrorOf<M>, ContextOf<M>> => make<Client.ClientNSConn, M>(map)
+): Events<Conn.ClientNSConn, ErrorOf<M>, ContextOf<M>> => make<Conn.ClientNSConn, M>(map)
 
 /**
  * Combines handler sets; for the same namespace and event the later one wins.

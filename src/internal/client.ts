@@ -15,7 +15,9 @@ import type * as Scope from "effect/Scope"
 import * as SubscriptionRef from "effect/SubscriptionRef"
 import type * as Client from "../Client.js"
 import * as Errors from "../Errors.js"
-import { type ConnectionState, type ConnHooks, ConnImpl, type EventTable, type Gate } from "./conn.js"
+import { type Ack, ClientConn, type ClientConnConfig, type ConnectionState } from "./clientConn.js"
+import type { EventTable, Gate } from "./connConfig.js"
+import { protocol } from "./dispatch.js"
 import { logsDebug } from "./failure.js"
 import type { RawSocket, SocketHandlers } from "./transport.js"
 
@@ -112,7 +114,7 @@ const probe = (url: string): Effect.Effect<void, Errors.HandshakeError> => {
 }
 
 const ackResult = (
-  ack: import("./conn.js").Ack
+  ack: Ack
 ): Effect.Effect<string, Errors.HandshakeRejected | Errors.HandshakeError> => {
   switch (ack._tag) {
     case "Id":
@@ -210,7 +212,6 @@ export const dial = <E, R>(
       effect: Effect.Effect<A, E>,
       options?: Runtime.RunForkOptions
     ) => Fiber.RuntimeFiber<A, E>
-    const debug = logsDebug(yield* Effect.runtime<never>())
     const state = yield* SubscriptionRef.make<ConnectionState>({ _tag: "Connecting" })
     const headers = options?.headers ?? {}
     const handshakeTimeout = Duration.decode(options?.handshakeTimeout ?? Duration.seconds(10))
@@ -219,7 +220,7 @@ export const dial = <E, R>(
     const retryFirstDial = policy !== undefined && options?.retryFirstDial === true
     const setState = (next: ConnectionState) => Effect.runSync(SubscriptionRef.set(state, next))
     const table = (options?.events?.table ?? new Map()) as EventTable
-    let conn: ConnImpl | undefined
+    let conn: ClientConn | undefined
     /** the first handshake completed */
     let established = false
     let reconnecting = false
@@ -249,19 +250,27 @@ export const dial = <E, R>(
         headers: { ...headers, ...extraHeaders }
       })
 
-    const hooks: ConnHooks = {
-      namespaceChanged: () => {},
-      roomChanged: () => {},
-      handshake: () => {},
-      accepted: () => {},
+    const config: ClientConnConfig = {
+      side: "client",
+      protocol,
+      events: table,
+      fork,
+      askTimeout: Duration.decode(options?.askTimeout ?? Duration.seconds(30)),
+      inboundCapacity: 256,
+      answerUnrepliedAsks: false,
+      native: table.get("")?.has("_OnNativeMessage") === true ? "fallback" : "none",
+      errorText: options?.errorText,
+      logsDebug: logsDebug(yield* Effect.runtime<never>()),
+      // a client trusts the server it chose to dial with its names and rooms
+      maxNameLength: Infinity,
+      maxRooms: Infinity,
+      state,
       closed: (conn) =>
         Effect.sync(() => {
           conn.gate = undefined
           offline?.failAll(conn.closedError)
           setState({ _tag: "Closed", code: conn.closeCode, reason: conn.closeReason })
         }),
-      broadcast: () => Effect.void,
-      dropped: () => {},
       lost: (conn, code, reason) => {
         if (policy === undefined) return false
         // the first dial has nothing to restore: its own attempts follow the schedule, or it fails
@@ -279,25 +288,11 @@ export const dial = <E, R>(
       }
     }
 
-    const makeConn = (socket: RawSocket): ConnImpl => {
-      const made = new ConnImpl(
+    const makeConn = (socket: RawSocket): ClientConn =>
+      new ClientConn(
         "",
         socket,
-        {
-          side: "client",
-          events: table,
-          fork,
-          askTimeout: Duration.decode(options?.askTimeout ?? Duration.seconds(30)),
-          inboundCapacity: 256,
-          answerUnrepliedAsks: false,
-          native: table.get("")?.has("_OnNativeMessage") === true ? "fallback" : "none",
-          errorText: options?.errorText,
-          logsDebug: debug,
-          // a client trusts the server it chose to dial with its names and rooms
-          maxNameLength: Infinity,
-          maxRooms: Infinity,
-          hooks
-        },
+        config,
         {
           capacity: options?.outbox?.capacity ?? 1024,
           strategy: options?.outbox?.strategy ?? "sliding",
@@ -307,9 +302,6 @@ export const dial = <E, R>(
         { url, headers, remoteAddress: undefined },
         0
       )
-      made.clientState = state
-      return made
-    }
 
     /** One attempt: probe (maybe), open a socket for the connection, send M and wait for A<id>. */
     const attemptOnce = (extraHeaders: Readonly<Record<string, string>>, probeNow: boolean) =>
@@ -338,7 +330,7 @@ export const dial = <E, R>(
     const retrying = (once: Effect.Effect<string, DialError>): Effect.Effect<string, DialError> =>
       policy === undefined ? once : Effect.retry(once, { schedule: policy.schedule, while: policy.retryable })
 
-    const reconnect = (conn: ConnImpl, code: number, reason: string): Effect.Effect<void> =>
+    const reconnect = (conn: ClientConn, code: number, reason: string): Effect.Effect<void> =>
       Effect.gen(function*() {
         const once = Effect.suspend(() => {
           attempt++
@@ -381,5 +373,5 @@ export const dial = <E, R>(
         yield* opened.awaitClose
       })
     )
-    return opened as unknown as Client.ClientConn
+    return opened
   })

@@ -26,11 +26,19 @@ import type * as Message from "../Message.js"
 import type * as Server from "../Server.js"
 import type * as StackExchange from "../StackExchange.js"
 import * as Broadcast from "./broadcast.js"
-import { type ConnConfig, type ConnHooks, ConnImpl, type EventTable, type NSConnImpl, type RoomImpl } from "./conn.js"
+import type { ConnConfig, EventTable } from "./connConfig.js"
+import { protocol } from "./dispatch.js"
 import { failureOf, logsDebug } from "./failure.js"
 import * as msg from "./message.js"
 import { Registry, targets } from "./registry.js"
 import { withQueryHeaders } from "./request.js"
+import {
+  ServerConn,
+  type ServerConnConfig,
+  type ServerHooks,
+  type ServerNSConn,
+  type ServerRoom
+} from "./serverConn.js"
 import { closeAll } from "./shutdown.js"
 import { Timers } from "./timers.js"
 import type { RawSocket, SocketHandlers } from "./transport.js"
@@ -108,8 +116,8 @@ export const make = <E, R>(
     const outboxFor = (request: Conn.Request) =>
       sharedOutbox ?? resolveOutbox((options.outbox as (request: Conn.Request) => Server.OutboxOptions)(request))
 
-    const registry = new Registry<ConnImpl>()
-    const broadcaster = yield* Broadcast.make<ConnImpl>(writeTimeout)
+    const registry = new Registry<ServerConn>()
+    const broadcaster = yield* Broadcast.make<ServerConn>(writeTimeout)
     const lifecycle = yield* PubSub.sliding<Server.ServerEvent>(
       Math.max(1, options.lifecycleCapacity ?? defaults.lifecycleCapacity)
     )
@@ -120,10 +128,8 @@ export const make = <E, R>(
     let accepting = true
     const shutdownDone = Deferred.unsafeMake<void>(FiberId.none)
     /** connections between their upgrade and their A<id> (or close) */
-    const handshaking = new Set<ConnImpl>()
+    const handshaking = new Set<ServerConn>()
     const instanceId = crypto.randomUUID()
-    // only a client connection reconnects: a server's never fails with `Errors.Offline`
-    const asConn = (conn: ConnImpl): Conn.Conn => conn as unknown as Conn.Conn
     let bridge: StackExchange.Bridge | undefined
     // the fibers of every connection (dispatchers, close sequences, onConnect) belong to the server:
     // releasing the layer interrupts whatever is still running
@@ -131,16 +137,16 @@ export const make = <E, R>(
     let fork: <A, E2>(effect: Effect.Effect<A, E2>) => Fiber.RuntimeFiber<A, E2>
 
     const timers = yield* Timers.make
-    const handshakeQueue = timers.queue<ConnImpl>(options.handshakeTimeout ?? defaults.handshakeTimeout, (conn) => {
+    const handshakeQueue = timers.queue<ServerConn>(options.handshakeTimeout ?? defaults.handshakeTimeout, (conn) => {
       if (!conn.closed && !conn.isAccepted) conn.unsafeClose(1008, "handshake timeout", false)
     })
-    const pongQueue = timers.queue<{ conn: ConnImpl; seq: number }>(
+    const pongQueue = timers.queue<{ conn: ServerConn; seq: number }>(
       options.pingTimeout ?? defaults.pingTimeout,
       ({ conn, seq }) => {
         if (!conn.closed && conn.awaitingPong && conn.pingSeq === seq) conn.unsafeTerminate(1006, "ping timeout")
       }
     )
-    const pingQueue = timers.queue<ConnImpl>(options.pingInterval ?? defaults.pingInterval, (conn) => {
+    const pingQueue = timers.queue<ServerConn>(options.pingInterval ?? defaults.pingInterval, (conn) => {
       if (conn.closed) return
       // an unanswered ping keeps its deadline: a newer ping would move pingSeq past it (pingInterval < pingTimeout)
       if (!conn.awaitingPong) {
@@ -158,29 +164,29 @@ export const make = <E, R>(
       if (bridge !== undefined && members === (added ? 1 : 0)) bridge.topicChanged(topic, added)
     }
 
-    const hooks: ConnHooks = {
-      namespaceChanged: (ns: NSConnImpl, added: boolean) => {
+    const hooks: ServerHooks = {
+      namespaceChanged: (ns: ServerNSConn, added: boolean) => {
         const members = registry.namespaceChanged(ns.namespace, ns.conn, added)
         topicChanged({ _tag: "Namespace", namespace: ns.namespace }, members, added)
         publish({
           _tag: added ? "NamespaceConnected" : "NamespaceDisconnected",
-          conn: asConn(ns.conn),
+          conn: ns.conn,
           namespace: ns.namespace
         })
       },
-      roomChanged: (room: RoomImpl, added: boolean) => {
+      roomChanged: (room: ServerRoom, added: boolean) => {
         const conn = room.ns.conn
         const namespace = room.ns.namespace
         const members = registry.roomChanged(namespace, room.name, conn, added)
         topicChanged({ _tag: "Room", namespace, room: room.name }, members, added)
-        publish({ _tag: added ? "RoomJoined" : "RoomLeft", conn: asConn(conn), namespace, room: room.name })
+        publish({ _tag: added ? "RoomJoined" : "RoomLeft", conn: conn, namespace, room: room.name })
       },
-      handshake: (conn: ConnImpl) => {
+      handshake: (conn: ServerConn) => {
         if (!accepting) return conn.unsafeClose(1001, "server shutdown", false)
         const onConnect = options.onConnect
         if (onConnect === undefined) return conn.accept()
         fork(
-          Effect.exit(Effect.suspend(() => onConnect(conn as unknown as Conn.Conn))).pipe(
+          Effect.exit(Effect.suspend(() => onConnect(conn))).pipe(
             Effect.flatMap((exit) => {
               if (Exit.isSuccess(exit)) return Effect.sync(() => conn.accept())
               const failure = failureOf(exit.cause)
@@ -191,26 +197,26 @@ export const make = <E, R>(
           ) as Effect.Effect<void>
         )
       },
-      accepted: (conn: ConnImpl) => {
+      accepted: (conn: ServerConn) => {
         handshaking.delete(conn)
         if (conn.handshakeTimer !== undefined) conn.handshakeTimer.value = undefined
         conn.handshakeTimer = undefined
         const withId = registry.add(conn)
         connectionsGauge.unsafeUpdate(HashMap.size(registry.snapshot.all), [])
         topicChanged({ _tag: "Connection", id: conn.id }, withId, true)
-        publish({ _tag: "Connected", conn: asConn(conn) })
+        publish({ _tag: "Connected", conn: conn })
       },
-      closed: (conn: ConnImpl) =>
+      closed: (conn: ServerConn) =>
         Effect.gen(function*() {
           handshaking.delete(conn)
           if (!conn.isAccepted) return
           const withId = registry.remove(conn)
           connectionsGauge.unsafeUpdate(HashMap.size(registry.snapshot.all), [])
           topicChanged({ _tag: "Connection", id: conn.id }, withId, false)
-          publish({ _tag: "Disconnected", conn: asConn(conn), code: conn.closeCode, reason: conn.closeReason })
+          publish({ _tag: "Disconnected", conn: conn, code: conn.closeCode, reason: conn.closeReason })
           if (options.onDisconnect !== undefined) {
             yield* Effect.catchAllCause(
-              options.onDisconnect(conn as unknown as Conn.Conn) as Effect.Effect<void>,
+              options.onDisconnect(conn) as Effect.Effect<void>,
               (cause) => Effect.logError("effect-neffos: onDisconnect failed", cause)
             )
           }
@@ -218,7 +224,7 @@ export const make = <E, R>(
       broadcast: (message, to, except) =>
         broadcast(
           to === undefined ? message : { ...message, to },
-          except === undefined ? undefined : { except: except as unknown as Conn.Conn }
+          except === undefined ? undefined : { except }
         ).pipe(
           Effect.catchAll((error) =>
             Effect.logWarning("effect-neffos: a broadcast did not reach the other instances", error)
@@ -227,8 +233,9 @@ export const make = <E, R>(
       dropped: () => droppedFrames.unsafeUpdate(1, [])
     }
 
-    const config = {
-      side: "server" as const,
+    const config: ServerConnConfig = {
+      side: "server",
+      protocol,
       events: table,
       fork: <A, E2>(effect: Effect.Effect<A, E2>) => fork(effect),
       askTimeout,
@@ -249,7 +256,7 @@ export const make = <E, R>(
     ): SocketHandlers => {
       const request = withQueryHeaders(incoming)
       const reconnectTries = Number.parseInt(request.headers["x-websocket-reconnect"] ?? "0", 10)
-      const conn = new ConnImpl(
+      const conn = new ServerConn(
         acceptOptions?.id ?? idGenerator(request),
         socket,
         config,
@@ -262,7 +269,6 @@ export const make = <E, R>(
         return conn.handlers
       }
       if (nativeOnly) {
-        conn.markAccepted()
         conn.openNative()
       } else {
         handshaking.add(conn)
@@ -279,7 +285,7 @@ export const make = <E, R>(
       Effect.suspend(() => {
         const message = msg.isMessage(input) && input.wait === "" ? input : msg.make({ ...input, wait: "" })
         const except = opts?.except
-        const exceptConn = typeof except === "object" ? (except as unknown as ConnImpl) : undefined
+        const exceptConn = typeof except === "object" ? (except as ServerConn) : undefined
         const exceptId = typeof except === "string" ? except : undefined
         const local = broadcaster.deliver(
           registry.snapshot,
@@ -301,7 +307,7 @@ export const make = <E, R>(
       })
 
     /** The local connections with this id (and connected to `namespace`, when given). */
-    const withId = (id: string, namespace?: string): ReadonlyArray<ConnImpl> => {
+    const withId = (id: string, namespace?: string): ReadonlyArray<ServerConn> => {
       const all = registry.withId(id)
       return namespace === undefined ? all : all.filter((conn) => conn.nsMap.has(namespace))
     }
@@ -312,16 +318,12 @@ export const make = <E, R>(
         if (conns.length === 0) {
           return Effect.fail(new Errors.ConnectionNotFound({ id: request.to, namespace: request.namespace }))
         }
-        const askOne = (conn: ConnImpl) => {
+        const askOne = (conn: ServerConn) => {
           const ns = conn.nsMap.get(request.namespace)
           if (ns === undefined) {
             return Effect.fail(new Errors.BadNamespace({ namespace: request.namespace, reason: "NotConnected" }))
           }
-          // a server's connection never reconnects: no Errors.Offline
-          return ns.askIn(request.room ?? "", request.event, request.body ?? "", timeout) as Effect.Effect<
-            Message.Message,
-            Errors.AskError
-          >
+          return ns.askIn(request.room ?? "", request.event, request.body ?? "", timeout)
         }
         // several connections may share an id: the first reply wins, as in neffos
         return conns.length === 1 ? askOne(conns[0]) : Effect.raceAll(conns.map(askOne))
@@ -416,7 +418,7 @@ export const make = <E, R>(
       ) =>
         Effect.flatMap(registry.get, (s) =>
           Effect.forEach(
-            Array.from(HashMap.values(s.all)) as unknown as ReadonlyArray<Conn.Conn>,
+            Array.from(HashMap.values(s.all)),
             f,
             { concurrency: opts?.concurrency ?? 16, discard: true }
           )),
@@ -424,19 +426,19 @@ export const make = <E, R>(
       clusterConnectionCount: Effect.suspend(() =>
         bridge === undefined ? Effect.succeed(localServer.connectionCount()) : bridge.connectionCount
       ),
-      connections: Effect.map(registry.get, (s) => Array.from(HashMap.values(s.all)) as unknown as Array<Conn.Conn>),
+      connections: Effect.map(registry.get, (s) => Array.from(HashMap.values(s.all))),
       connection: (id: string) =>
         Effect.suspend(() => {
           const conns = registry.withId(id)
           return conns.length === 0
             ? Effect.fail(new Errors.ConnectionNotFound({ id }))
-            : Effect.succeed(conns[0] as unknown as Conn.Conn)
+            : Effect.succeed(conns[0])
         }),
-      connectionsById: (id: string) => Effect.sync(() => registry.withId(id) as unknown as ReadonlyArray<Conn.Conn>),
+      connectionsById: (id: string) => Effect.sync(() => registry.withId(id)),
       members: (namespace: string, room?: string) =>
         Effect.map(registry.get, (s) => {
           const found = members(s, namespace, room)
-          return found === undefined ? [] : Array.from(HashMap.values(found)) as unknown as ReadonlyArray<Conn.Conn>
+          return found === undefined ? [] : Array.from(HashMap.values(found))
         }),
       memberCount: (namespace: string, room?: string) =>
         Effect.map(registry.get, (s) => {

@@ -16,9 +16,11 @@ import * as Events from "../Events.js"
 import * as Message from "../Message.js"
 import * as Server from "../Server.js"
 import type * as TestServer from "../TestServer.js"
-import type { AnyHandler, ConnImpl } from "./conn.js"
+import type { ClientConn } from "./clientConn.js"
+import type { AnyHandler } from "./connConfig.js"
 import { type CloseEvent, MemorySocket } from "./memorySocket.js"
 import * as msg from "./message.js"
+import type { ServerConn } from "./serverConn.js"
 
 /** @internal */
 export const TestServerTag = Context.GenericTag<TestServer.TestServer>("effect-neffos/TestServer")
@@ -156,7 +158,7 @@ export const make: Effect.Effect<TestServer.TestServer, never, Server.Server | S
 
   const findConn = (socket: MemorySocket): Effect.Effect<Conn.Conn, Cause.NoSuchElementException> =>
     Effect.flatMap(server.connections, (conns) => {
-      const conn = conns.find((conn) => (conn as unknown as ConnImpl).socket === socket.peer)
+      const conn = conns.find((conn) => (conn as ServerConn).socket === socket.peer)
       return conn === undefined ? Effect.fail(new Cause.NoSuchElementException()) : Effect.succeed(conn)
     })
 
@@ -208,7 +210,7 @@ export const make: Effect.Effect<TestServer.TestServer, never, Server.Server | S
         findConn(opened),
         () => new Error("effect-neffos/TestServer: the server closed the connection as it opened")
       )
-      const impl = client as unknown as ConnImpl
+      const impl = client as ClientConn
       const closed = closedError(() => client.id)
       const next = Effect.mapError(received.take, closed)
       const sync = Effect.suspend(() =>
