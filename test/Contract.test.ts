@@ -4,17 +4,24 @@
  * bodies, error replies) and neffos.js 0.1.34 talking to a contract server.
  */
 import { assert, describe, it } from "@effect/vitest"
+import * as Chunk from "effect/Chunk"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Logger from "effect/Logger"
 import * as Metric from "effect/Metric"
 import * as Queue from "effect/Queue"
 import * as Ref from "effect/Ref"
 import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
+import * as neffos from "neffos.js"
 import * as Contract from "../src/Contract.js"
 import * as Errors from "../src/Errors.js"
 import * as Message from "../src/Message.js"
+import * as NodeClient from "../src/NodeClient.js"
 import * as Server from "../src/Server.js"
 import * as TestServer from "../src/TestServer.js"
+import { handshaken, neffosClient, startServer } from "./utils.js"
 
 // -----------------------------------------------------------------------------
 // the contract under test
@@ -276,4 +283,151 @@ describe("Contract through the test kit", { timeout: 3_000 }, () => {
       assert.deepStrictEqual(logs.filter((line) => line.includes("did not decode")).length, 2)
       assert.isFalse(yield* client.isClosed)
     }).pipe(Effect.provide(TestApi), Effect.provide(recordLogs)))
+})
+
+// -----------------------------------------------------------------------------
+// over real sockets
+// -----------------------------------------------------------------------------
+
+/** Every wait on a real socket has its own short deadline. */
+const within = <A, E, R>(effect: Effect.Effect<A, E, R>, what: string) =>
+  Effect.timeoutFail(effect, { duration: Duration.seconds(2), onTimeout: () => new Error(`timed out: ${what}`) })
+
+const promise = <A>(f: () => Promise<A>, what: string) => within(Effect.promise(f), what)
+const rejection = (f: () => Promise<unknown>, what: string) =>
+  within(
+    Effect.flip(Effect.tryPromise({ try: f, catch: (e) => (e instanceof Error ? e.message : String(e)) })),
+    what
+  )
+
+/** Waits until a fiber is blocked (a stream's fiber: subscribed and waiting for its first element). */
+const suspended = (fiber: Fiber.RuntimeFiber<unknown, unknown>): Effect.Effect<void> =>
+  Effect.flatMap(
+    Fiber.status(fiber),
+    (status) => status._tag === "Suspended" ? Effect.void : Effect.zipRight(Effect.yieldNow(), suspended(fiber))
+  )
+
+describe("Contract over real sockets", () => {
+  it.scopedLive("the typed client: pushes as a stream, asks, declared errors, rooms, the server's asks, binary", () =>
+    Effect.gen(function*() {
+      const { url } = yield* startServer({ events, idGenerator: (request) => request.headers["x-id"] ?? "anonymous" })
+      const dial = (id: string) =>
+        Contract.dial(Api, url, {
+          headers: { "X-Id": id },
+          handlers: { default: { confirm: (_ns, question) => Effect.succeed(question === "sure?") } }
+        }).pipe(Effect.provide(NodeClient.layer))
+      const alice = yield* within(dial("alice"), "alice dials")
+      const bob = yield* within(dial("bob"), "bob dials")
+      // subscribed before connecting: the welcome cannot be missed
+      const notices = yield* alice.subscribe(Api.default.notice)
+      const aliceNs = yield* within(alice.connect("default"), "alice connects")
+      assert.strictEqual(yield* within(Queue.take(notices), "welcome"), "welcome")
+      const bobNs = yield* within(bob.connect("default"), "bob connects")
+
+      assert.isTrue(yield* within(aliceNs.ask(Api.default.workday, "2026-11-25"), "ask"))
+      const error = yield* within(Effect.flip(aliceNs.ask(Api.default.workday, "someday")), "ask failing")
+      assert.instanceOf(error, InvalidDate)
+
+      const moves = yield* Effect.fork(
+        bob.pushes(Api.default.moved, { room: "lobby" }).pipe(Stream.take(2), Stream.runCollect)
+      )
+      yield* within(suspended(moves), "the stream subscribed")
+      yield* within(bobNs.joinRoom("lobby"), "bob joins")
+      const lobby = yield* within(aliceNs.joinRoom("lobby"), "alice joins")
+      yield* lobby.emit(Api.default.move, { x: 1, y: 2 })
+      yield* aliceNs.emit(Api.default.move, { x: 9, y: 9 }) // outside the room: not in bob's stream
+      yield* lobby.emit(Api.default.move, { x: 3, y: 4 })
+      const received = yield* within(Fiber.join(moves), "bob's moves")
+      assert.deepStrictEqual(Chunk.toReadonlyArray(received), [
+        { by: "alice", to: { x: 1, y: 2 } },
+        { by: "alice", to: { x: 3, y: 4 } }
+      ])
+
+      // the server asks alice (typed handler) and pushes her answer
+      yield* aliceNs.emit(Api.default.shout, undefined)
+      assert.strictEqual(yield* within(Queue.take(notices), "the answer"), "true")
+
+      const bytes = yield* within(aliceNs.ask(Api.default.blob, new Uint8Array([1, 2, 59, 3])), "binary ask")
+      assert.deepStrictEqual(bytes, new Uint8Array([254, 253, 196, 252]))
+    }))
+
+  it.scopedLive("the wire: JSON bodies, binary frames, error replies frame by frame", () =>
+    Effect.gen(function*() {
+      const { url } = yield* startServer({ events, idGenerator: () => "raw" })
+      const { client } = yield* handshaken(url)
+      yield* client.send("$1;default;;_OnNamespaceConnect;0;0;")
+      assert.strictEqual(yield* client.nextText, "$1;;;;;;")
+      assert.strictEqual(yield* client.nextText, ";default;;notice;0;0;\"welcome\"")
+      yield* client.send("$2;default;;workday;0;0;\"2026-11-25\"")
+      assert.strictEqual(yield* client.nextText, "$2;default;;workday;0;0;true")
+      yield* client.send("$3;default;;workday;0;0;\"x\"")
+      assert.strictEqual(
+        yield* client.nextText,
+        "$3;default;;workday;1;0;not a date: x\neffect-neffos-error:{\"input\":\"x\",\"_tag\":\"InvalidDate\"}"
+      )
+      yield* client.send("$4;default;;workday;0;0;{\"date\":1}")
+      assert.strictEqual(yield* client.nextText, "$4;default;;workday;1;0;bad request: expected string")
+      yield* client.send(new Uint8Array([...new TextEncoder().encode("$5;default;;blob;0;0;"), 0, 59, 255]))
+      const reply = yield* client.next
+      assert.instanceOf(reply, Uint8Array)
+      assert.deepStrictEqual(
+        reply,
+        new Uint8Array([...new TextEncoder().encode("$5;default;;blob;0;0;"), 255, 196, 0])
+      )
+    }))
+
+  it.scopedLive("neffos.js 0.1.34 chats with a contract server by sending and reading JSON", () =>
+    Effect.gen(function*() {
+      const { server, url } = yield* startServer({
+        events,
+        idGenerator: (request) => request.headers["x-id"] ?? "anonymous"
+      })
+      const alice = yield* neffosClient(url, ["default"], {
+        dialOptions: { headers: { "X-Id": "alice" } },
+        handlers: {
+          default: { confirm: (_ns: any, msg: any) => neffos.reply(JSON.stringify(msg.Body === "\"sure?\"")) }
+        }
+      })
+      const bob = yield* neffosClient(url, ["default"], { dialOptions: { headers: { "X-Id": "bob" } } })
+      const aliceNs: any = yield* promise(() => alice.conn.connect("default"), "alice connects")
+      assert.deepStrictEqual(yield* alice.next, {
+        namespace: "default",
+        room: "",
+        event: "notice",
+        body: "\"welcome\"",
+        err: undefined
+      })
+      const bobNs: any = yield* promise(() => bob.conn.connect("default"), "bob connects")
+      yield* bob.next // welcome
+      const aliceLobby: any = yield* promise(() => aliceNs.joinRoom("lobby"), "alice joins")
+      yield* promise(() => bobNs.joinRoom("lobby"), "bob joins")
+      aliceLobby.emit("move", JSON.stringify({ x: 1, y: 2 }))
+      const moved = yield* bob.next
+      assert.deepStrictEqual([moved.room, moved.event], ["lobby", "moved"])
+      assert.deepStrictEqual(JSON.parse(moved.body), { by: "alice", to: { x: 1, y: 2 } })
+
+      const reply: any = yield* promise(() => aliceNs.ask("workday", JSON.stringify("2026-11-25")), "ask")
+      assert.strictEqual(JSON.parse(reply.Body), true)
+      const declared = yield* rejection(() => aliceNs.ask("workday", JSON.stringify("someday")), "declared error")
+      const [text, marked] = declared.split("\n")
+      assert.strictEqual(text, "not a date: someday")
+      assert.deepStrictEqual(JSON.parse(marked.slice("effect-neffos-error:".length)), {
+        _tag: "InvalidDate",
+        input: "someday"
+      })
+      assert.strictEqual(
+        yield* rejection(() => aliceNs.ask("workday", "someday"), "not JSON"),
+        "bad request: the body is not JSON"
+      )
+      assert.strictEqual(
+        yield* rejection(() => bobNs.joinRoom("Bad Room"), "bad room name"),
+        "bad request: room: expected a string matching the pattern ^[a-z]{1,16}$"
+      )
+      // the server asks neffos.js, typed
+      const typed = Contract.fromServer(server, Api)
+      assert.isTrue(yield* within(typed.ask("alice", Api.default.confirm, "sure?"), "server asks alice"))
+      // and its typed broadcast reaches neffos.js as JSON
+      yield* typed.broadcast(Api.default.moved, { by: "server", to: { x: 0, y: 0 } }, { room: "lobby" })
+      assert.deepStrictEqual(JSON.parse((yield* bob.next).body), { by: "server", to: { x: 0, y: 0 } })
+    }))
 })
