@@ -524,7 +524,7 @@ export const ask: <
   readonly success?: S | undefined
   readonly error?: E | undefined
   readonly direction?: D | undefined
-}) => AskDefinition<PayloadSchema<P>, NoInfer<S>, NoInfer<E>, NoInfer<D>> = internal.ask
+}) => AskDefinition<PayloadSchema<NoInfer<P>>, NoInfer<S>, NoInfer<E>, NoInfer<D>> = internal.ask
 
 /**
  * A namespace with options: `room`, the schema of its room names (the client joins
