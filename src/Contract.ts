@@ -654,8 +654,8 @@ export interface ServerRoom<C, NS extends NamespaceName<C>> {
 }
 
 /**
- * The lifecycle events a contract's handlers may add, as in `Events.namespaces`
- * (with the typed namespace handle).
+ * The lifecycle events a contract's handlers may add, as in `Events.namespaces`,
+ * with the typed namespace handle and, third, the message's room decoded.
  *
  * @since 0.1.0
  * @category models
@@ -669,8 +669,12 @@ export type LifecycleEvent =
   | "_OnRoomLeave"
   | "_OnRoomLeft"
 
-type LifecycleHandlers<NSHandle> = {
-  readonly [K in LifecycleEvent]?: (ns: NSHandle, message: Message.Message) => Effect.Effect<void, any, any>
+type LifecycleHandlers<NSHandle, Room> = {
+  readonly [K in LifecycleEvent]?: (
+    ns: NSHandle,
+    message: Message.Message,
+    received: Received<Room>
+  ) => Effect.Effect<void, any, any>
 }
 
 type HandlerOf<Ev, NSHandle, Room> = Ev extends Emit ?
@@ -692,7 +696,7 @@ type NamespaceHandlers<C, NS extends NamespaceName<C>> =
       RoomOf<C, NS>
     >
   }
-  & LifecycleHandlers<ServerNamespace<C, NS>>
+  & LifecycleHandlers<ServerNamespace<C, NS>, RoomOf<C, NS>>
 
 type RequiredServerNamespaces<C> = {
   [NS in NamespaceName<C>]: [ServerHandled<C, NS>] extends [never] ? never : NS
@@ -978,7 +982,7 @@ export type ClientNamespaceHandlers<C, NS extends NamespaceName<C>> =
       NS
     >
   }
-  & LifecycleHandlers<ClientNamespace<C, NS>>
+  & LifecycleHandlers<ClientNamespace<C, NS>, RoomOf<C, NS>>
 
 type RequiredClientNamespaces<C> = {
   [NS in NamespaceName<C>]: [AskOf<C, "toClient", NS>] extends [never] ? never : NS

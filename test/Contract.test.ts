@@ -8,6 +8,7 @@ import * as Chunk from "effect/Chunk"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as Metric from "effect/Metric"
 import * as Queue from "effect/Queue"
@@ -15,10 +16,12 @@ import * as Ref from "effect/Ref"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import * as neffos from "neffos.js"
+import { ChatServer } from "../examples/chat.js"
 import * as Contract from "../src/Contract.js"
 import * as Errors from "../src/Errors.js"
 import * as Message from "../src/Message.js"
 import * as NodeClient from "../src/NodeClient.js"
+import * as NodeServer from "../src/NodeServer.js"
 import * as Server from "../src/Server.js"
 import * as TestServer from "../src/TestServer.js"
 import { handshaken, neffosClient, startServer } from "./utils.js"
@@ -429,5 +432,29 @@ describe("Contract over real sockets", () => {
       // and its typed broadcast reaches neffos.js as JSON
       yield* typed.broadcast(Api.default.moved, { by: "server", to: { x: 0, y: 0 } }, { room: "lobby" })
       assert.deepStrictEqual(JSON.parse((yield* bob.next).body), { by: "server", to: { x: 0, y: 0 } })
+    }))
+
+  it.scopedLive("neffos.js 0.1.34 still chats with the example server (npm start), in JSON", () =>
+    Effect.gen(function*() {
+      const context = yield* Layer.build(ChatServer(0))
+      const { url } = yield* Effect.provide(NodeServer.NodeServer, context)
+      const alice = yield* neffosClient(url, ["default"], { dialOptions: { headers: { "X-Username": "alice" } } })
+      const bob = yield* neffosClient(url, ["default"], { dialOptions: { headers: { "X-Username": "bob" } } })
+      const aliceNs: any = yield* promise(() => alice.conn.connect("default"), "alice connects")
+      assert.strictEqual(JSON.parse((yield* alice.next).body), "welcome, alice")
+      const bobNs: any = yield* promise(() => bob.conn.connect("default"), "bob connects")
+      yield* bob.next // welcome
+      const lobby: any = yield* promise(() => aliceNs.joinRoom("lobby"), "alice joins")
+      yield* promise(() => bobNs.joinRoom("lobby"), "bob joins")
+      const joined = yield* alice.next
+      assert.deepStrictEqual([joined.room, joined.event, JSON.parse(joined.body)], ["lobby", "notice", "bob joined"])
+      lobby.emit("chat", JSON.stringify({ text: "hello from neffos.js" }))
+      const said = yield* bob.next
+      assert.deepStrictEqual([said.room, said.event], ["lobby", "message"])
+      assert.deepStrictEqual(JSON.parse(said.body), { from: "alice", text: "hello from neffos.js" })
+      const reply: any = yield* promise(() => bobNs.ask("workday", JSON.stringify("2026-11-25")), "workday")
+      assert.strictEqual(reply.Body, "true")
+      const error = yield* rejection(() => bobNs.ask("workday", JSON.stringify("someday")), "not a date")
+      assert.strictEqual(error.split("\n")[0], "not a date: someday")
     }))
 })

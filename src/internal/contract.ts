@@ -618,8 +618,11 @@ const emitHandler = (
   }
 }
 
-const lifecycleHandler = (handler: TypedHandler, views: Views): UntypedHandler => (nsConn, message) =>
-  handler(views.ns(nsConn), message as any, undefined as any)
+const lifecycleHandler =
+  (handler: TypedHandler, views: Views, roomSchema: Contract.RoomSchema): UntypedHandler => (nsConn, message) => {
+    const received = receivedOf(roomSchema, message)
+    return handler(views.ns(nsConn), message, Either.getOrElse(received, () => ({ room: undefined, message })))
+  }
 
 /** Refuses a join whose room name does not decode, then runs the application's own `_OnRoomJoin`. */
 const roomJoinHandler = (
@@ -663,7 +666,7 @@ const buildTable = (
       }
     }
     for (const name of Object.keys(own)) {
-      if (isLifecycle(name)) entries[name] = lifecycleHandler(own[name], views)
+      if (isLifecycle(name)) entries[name] = lifecycleHandler(own[name], views, roomSchema)
     }
     if (side === "server" && roomSchema !== Schema.String) {
       entries[Message.OnRoomJoin] = roomJoinHandler(roomSchema, entries[Message.OnRoomJoin])
