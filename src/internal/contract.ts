@@ -187,7 +187,7 @@ export const decodeBody = (
   }
   const decoded = codec.decode(input)
   return Either.isRight(decoded)
-    ? Either.right(decoded.right)
+    ? decoded as Either.Either<unknown, never>
     : Either.left({ summary: summarize(decoded.left.issue), cause: decoded.left })
 }
 
@@ -556,6 +556,7 @@ const receivedOf = (
   roomSchema: Contract.RoomSchema,
   message: Message.Message
 ): Either.Either<Contract.Received<unknown>, string> => {
+  if (message.room.length === 0) return Either.right({ room: undefined, message })
   const room = decodeRoom(roomSchema, message.room)
   return Either.isRight(room) ? Either.right({ room: room.right, message }) : Either.left(room.left)
 }
