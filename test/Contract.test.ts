@@ -19,9 +19,11 @@ import * as neffos from "neffos.js"
 import { ChatServer } from "../examples/chat.js"
 import * as Contract from "../src/Contract.js"
 import * as Errors from "../src/Errors.js"
+import * as Events from "../src/Events.js"
 import * as Message from "../src/Message.js"
 import * as NodeClient from "../src/NodeClient.js"
 import * as NodeServer from "../src/NodeServer.js"
+import * as Reply from "../src/Reply.js"
 import * as Server from "../src/Server.js"
 import * as TestServer from "../src/TestServer.js"
 import { handshaken, neffosClient, startServer } from "./utils.js"
@@ -64,6 +66,7 @@ const Api = Contract.make({
     notice: Contract.push(Counted),
     ...days,
     confirm: Contract.ask({ payload: Schema.String, success: Schema.Boolean, direction: "toClient" }),
+    verify: Contract.ask({ payload: Schema.String, error: InvalidDate, direction: "toClient" }),
     blob: Contract.ask({ payload: Schema.Uint8ArrayFromSelf, success: Schema.Uint8ArrayFromSelf }),
     when: Contract.ask({ payload: Schema.Date, success: Schema.Date }),
     boom: Contract.ask({}),
@@ -268,6 +271,25 @@ describe("Contract through the test kit", { timeout: 3_000 }, () => {
       assert.isFalse(yield* server.ask("alice", Api.default.confirm, "really?"))
     }).pipe(Effect.provide(TestApi)))
 
+  it.effect("the server's typed asks: a client's declared error comes back as itself; an answer that does not decode", () =>
+    Effect.gen(function*() {
+      yield* TestServer.connectContract(Api, {
+        id: "typed",
+        handlers: { default: { verify: (_ns, input) => Effect.fail(new InvalidDate({ input })) } }
+      }).pipe(Effect.flatMap((client) => client.connect("default")))
+      yield* TestServer.connect({
+        id: "untyped",
+        events: Events.client({ default: { confirm: () => Effect.succeed(Reply.text("maybe")) } })
+      }).pipe(Effect.flatMap((client) => client.connect("default")))
+      const server = yield* Contract.server(Api)
+      const declared = yield* Effect.flip(server.ask("typed", Api.default.verify, "nope"))
+      assert.instanceOf(declared, InvalidDate)
+      assert.strictEqual((declared as InvalidDate).input, "nope")
+      const malformed = yield* Effect.flip(server.ask("untyped", Api.default.confirm, "sure?"))
+      assert.instanceOf(malformed, Contract.ReplyDecodeError)
+      assert.strictEqual((malformed as Contract.ReplyDecodeError).summary, "the body is not JSON")
+    }).pipe(Effect.provide(TestApi)))
+
   const logs: Array<string> = []
   const recordLogs = Logger.replace(Logger.defaultLogger, Logger.make(({ message }) => logs.push(String(message))))
 
@@ -317,7 +339,12 @@ describe("Contract over real sockets", () => {
       const dial = (id: string) =>
         Contract.dial(Api, url, {
           headers: { "X-Id": id },
-          handlers: { default: { confirm: (_ns, question) => Effect.succeed(question === "sure?") } }
+          handlers: {
+            default: {
+              confirm: (_ns, question) => Effect.succeed(question === "sure?"),
+              verify: (_ns, input) => input === "ok" ? Effect.void : Effect.fail(new InvalidDate({ input }))
+            }
+          }
         }).pipe(Effect.provide(NodeClient.layer))
       const alice = yield* within(dial("alice"), "alice dials")
       const bob = yield* within(dial("bob"), "bob dials")

@@ -613,7 +613,8 @@ const emitHandler = (
   const received = receivedOf(roomSchema, message)
   if (Either.isLeft(received)) return badRequest(message, received.left)
   try {
-    return Effect.asVoid(handler(views.ns(nsConn), payload.right, received.right))
+    // typed `Effect<void>`: returned as it is, so that a completed one is handled without a fiber
+    return handler(views.ns(nsConn), payload.right, received.right) as Effect.Effect<void>
   } catch (defect) {
     return Exit.die(defect)
   }
