@@ -3,7 +3,7 @@
  */
 
 export interface Config {
-  readonly mode: "quick" | "full"
+  readonly mode: "quick" | "full" | "smoke"
   /** Interleaved trials per scenario; each trial starts every server afresh. */
   readonly trials: number
   /** Fan-out groups: clients connected at once and broadcasts per measurement, one per turn. */
@@ -38,4 +38,15 @@ export const full: Config = {
   echo: { clients: [10, 100], durationMs: 3000 },
   paused: { readers: 50, broadcasts: 6000, size: 4096 },
   churnMs: 3000
+}
+
+/** A short check that every server and scenario runs (`npm run bench -- --smoke`); its numbers are not figures. */
+export const smoke: Config = {
+  mode: "smoke",
+  trials: 1,
+  fanout: [{ clients: 100, broadcasts: 100 }, { clients: 1000, broadcasts: 10 }],
+  burst: { clients: 1000, broadcasts: 50, perTurn: 50 },
+  echo: { clients: [10], durationMs: 500 },
+  paused: { readers: 10, broadcasts: 200, size: 4096 },
+  churnMs: 300
 }

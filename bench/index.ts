@@ -2,10 +2,10 @@ import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
 import { printCluster, runCluster } from "./cluster.js"
 import { printCodec, runCodec } from "./codec.js"
-import { type Config, full, quick } from "./config.js"
+import { type Config, full, quick, smoke } from "./config.js"
 import { killAll } from "./lib/ipc.js"
 import { connectionCap, machine } from "./lib/machine.js"
-import { printSummary } from "./lib/report.js"
+import { printContractCost, printSummary } from "./lib/report.js"
 import { runSuite, servers } from "./suite.js"
 
 process.on("exit", killAll)
@@ -14,7 +14,10 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
 }
 
 const startedAt = new Date()
-const chosen = process.argv.includes("--full") ? full : quick
+const chosen = process.argv.includes("--full") ? full : process.argv.includes("--smoke") ? smoke : quick
+// `--servers=neffos,neffos contract` runs only those (ratios need their references in the same run)
+const only = process.argv.find((arg) => arg.startsWith("--servers="))?.slice("--servers=".length).split(",")
+const chosenServers = only === undefined ? servers : servers.filter((spec) => only.includes(spec.name))
 const facts = machine()
 const cap = connectionCap(facts)
 const config: Config = {
@@ -36,26 +39,31 @@ if (config.fanout.some((group, i) => group.clients < chosen.fanout[i].clients)) 
 // the effect-neffos servers run the compiled package, as its users do (tsx adds its own costs)
 execFileSync("npx", ["tsc", "-p", "tsconfig.build.json"], { stdio: "inherit" })
 
-const codec = runCodec({ durationMs: 300, trials: 3 })
-printCodec(codec)
+const codec = config.mode === "smoke" ? undefined : runCodec({ durationMs: 300, trials: 3 })
+if (codec !== undefined) printCodec(codec)
 
 console.log(`\nServers: ${config.trials} interleaved trials, each server started afresh per trial`)
-const run = await runSuite(config, facts, console.log)
-const summary = run.results.summary(servers.map((s) => s.name))
+const run = await runSuite(config, facts, console.log, chosenServers)
+const summary = run.results.summary(chosenServers.map((s) => s.name))
 console.log("\nMedians over trials; ×ws and ×sio are medians of per-trial ratios to raw ws and Socket.IO.")
 console.log("srv µs = server process CPU time (user + system) per delivery, reply or connection.")
 printSummary(summary)
+printContractCost(summary)
 if (run.notes.length > 0) console.log(`\nNotes:\n${run.notes.map((n) => `  - ${n}`).join("\n")}`)
 
-console.log("\nTwo instances through a stack exchange (Redis), one process: a room split between them")
-const cluster = await runCluster({ backend: "redis" }).catch((error: unknown) => {
-  console.log(`  skipped: ${error instanceof Error ? error.message : String(error)}`)
-  return undefined
-})
+const runClusterPart = async () => {
+  console.log("\nTwo instances through a stack exchange (Redis), one process: a room split between them")
+  return runCluster({ backend: "redis" }).catch((error: unknown) => {
+    console.log(`  skipped: ${error instanceof Error ? error.message : String(error)}`)
+    return undefined
+  })
+}
+const cluster = config.mode === "smoke" ? undefined : await runClusterPart()
 if (cluster !== undefined) printCluster(cluster)
 
 const elapsedS = (Date.now() - startedAt.getTime()) / 1e3
-const out = new URL("results/latest.json", import.meta.url)
+const outName = `results/${config.mode === "smoke" ? "smoke" : "latest"}.json`
+const out = new URL(outName, import.meta.url)
 fs.mkdirSync(new URL(".", out), { recursive: true })
 fs.writeFileSync(
   out,
@@ -65,4 +73,4 @@ fs.writeFileSync(
     2
   )
 )
-console.log(`\nDone in ${elapsedS.toFixed(0)} s; results in bench/results/latest.json`)
+console.log(`\nDone in ${elapsedS.toFixed(0)} s; results in bench/${outName}`)

@@ -199,8 +199,13 @@ const churn = async (ctx: Context) => {
   }, { rate: rate(run.connects, run.elapsedMs), cpuUs: perUnit(cpuUs, run.connects) })
 }
 
+export type Phases = ReadonlyArray<ReadonlyArray<(ctx: Context) => Promise<void>>>
+
 /** Each phase runs in its own freshly started server process, because both measure memory first. */
-export const phases: ReadonlyArray<ReadonlyArray<(ctx: Context) => Promise<void>>> = [
+export const phases: Phases = [
   [fanoutGroups, echo, churn],
   [paused]
 ]
+
+/** What a typed contract costs shows in fan-out (an encode per broadcast) and ask/echo (a decode and an encode). */
+export const contractPhases: Phases = [[fanoutGroups, echo]]

@@ -10,7 +10,7 @@ import type { Machine } from "./lib/machine.js"
 import { Results } from "./lib/report.js"
 import type { LoadApi } from "./load/main.js"
 import type { WireName } from "./load/wires.js"
-import { type Context, phases } from "./scenarios.js"
+import { type Context, contractPhases, type Phases, phases } from "./scenarios.js"
 
 export interface ServerSpec {
   readonly name: string
@@ -18,6 +18,8 @@ export interface ServerSpec {
   readonly file: string
   readonly wire: WireName
   readonly args?: ReadonlyArray<string>
+  /** The scenarios it runs; default all of them. */
+  readonly phases?: Phases
 }
 
 const neffosFile = "servers/effect-neffos.ts"
@@ -26,7 +28,8 @@ export const servers: ReadonlyArray<ServerSpec> = [
   { name: "ws", file: "servers/ws.ts", wire: "raw" },
   { name: "socket.io", file: "servers/socketio.ts", wire: "socketIo" },
   { name: "neffos", file: neffosFile, wire: "neffos", args: ["default"] },
-  { name: "neffos strict", file: neffosFile, wire: "neffos", args: ["strict"] }
+  { name: "neffos strict", file: neffosFile, wire: "neffos", args: ["strict"] },
+  { name: "neffos contract", file: "servers/effect-neffos-contract.ts", wire: "neffos", phases: contractPhases }
 ]
 
 export interface Run {
@@ -63,7 +66,12 @@ const runPhase = async (
   }
 }
 
-export const runSuite = async (config: Config, machine: Machine, log: (line: string) => void): Promise<Run> => {
+export const runSuite = async (
+  config: Config,
+  machine: Machine,
+  log: (line: string) => void,
+  chosen: ReadonlyArray<ServerSpec> = servers
+): Promise<Run> => {
   const notes: Array<string> = []
   const results = new Results()
   const load: Worker<LoadApi> = await spawnWorker<LoadApi>("load/main.ts", {
@@ -71,13 +79,15 @@ export const runSuite = async (config: Config, machine: Machine, log: (line: str
   })
   try {
     for (let trial = 1; trial <= config.trials; trial++) {
-      for (const spec of servers) {
+      for (const spec of chosen) {
         const started = Date.now()
         const warn = (message: string) => notes.push(`${spec.name}, trial ${trial}: ${message}`)
         const record: Context["record"] = (scenario, values) =>
           results.record(scenario, { server: spec.name, trial, values })
         try {
-          for (const phase of phases) await runPhase(spec, phase, { config, load, warn, record }, machine.pinned)
+          for (const phase of spec.phases ?? phases) {
+            await runPhase(spec, phase, { config, load, warn, record }, machine.pinned)
+          }
         } catch (error) {
           warn(`failed: ${error instanceof Error ? error.message : String(error)}`)
         }

@@ -1,21 +1,29 @@
 /**
- * A small chat server: `npm start`, then connect with neffos.js (or this
- * package's client) to ws://127.0.0.1:8080/echo.
+ * A small chat server: `npm start`, then connect with examples/chat-client.ts,
+ * neffos.js or this package's client to ws://127.0.0.1:8080/echo.
  *
- * - namespace `default`; rooms are joined and left by the clients;
- * - `chat` is broadcast to everyone else (in the message's room, if any);
- * - `workday` is an ask: the body is a date (YYYY-MM-DD), the reply says whether
- *   it is a workday, using the application's own `Calendar` service;
- * - every 30 seconds the server sends a `notice` to everyone.
+ * Its events are declared once, with their schemas, in examples/chat-contract.ts:
+ *
+ * - namespace `default`; rooms (`lobby`, `team-1`, …) are joined and left by the clients;
+ * - `chat` (`{ text }`) is relayed as `message` (`{ from, text }`) to everyone else
+ *   in the sender's room (or the whole namespace);
+ * - `workday` is an ask: the payload is a date (YYYY-MM-DD), the answer whether it
+ *   is a workday, using the application's own `Calendar` service; a non-date fails
+ *   with the contract's `InvalidDate`;
+ * - `notice`: a welcome on connect, who joined or left a room, and every 30
+ *   seconds a notice to everyone.
+ *
+ * A client's id is its `X-Username` header (`X-Websocket-Header-X-Username` from
+ * browsers), or a random UUID.
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import { Events, Message, Reply, Server } from "effect-neffos"
+import { Contract, Server } from "effect-neffos"
 import * as NodeServer from "effect-neffos/NodeServer"
 import * as Context from "effect/Context"
-import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
+import { Chat, InvalidDate } from "./chat-contract.js"
 
 class Calendar extends Context.Tag("example/Calendar")<Calendar, {
   readonly isWorkday: (date: Date) => boolean
@@ -26,35 +34,34 @@ export const CalendarLive = Layer.succeed(Calendar, {
   isWorkday: (date) => date.getUTCDay() !== 0 && date.getUTCDay() !== 6
 })
 
-class InvalidDate extends Data.TaggedError("InvalidDate")<{ readonly input: string }> {
-  override get message() {
-    return `not a date: ${this.input}`
-  }
-}
-
-/** The chat's handlers (exported for examples/chat.test.ts). */
-export const events = Events.namespaces({
+/** The chat's handlers, one for each event clients send (exported for examples/chat.test.ts). */
+export const events = Contract.handlers(Chat, {
   default: {
-    _OnNamespaceConnected: (ns) => ns.emit("notice", `welcome, ${ns.conn.id}`),
-    _OnRoomJoined: (ns, msg) => ns.broadcastOthers({ room: msg.room, event: "notice", body: `${ns.conn.id} joined` }),
-    _OnRoomLeft: (ns, msg) => ns.broadcastOthers({ room: msg.room, event: "notice", body: `${ns.conn.id} left` }),
-    chat: (ns, msg) => ns.broadcastOthers(msg),
-    workday: (_ns, msg) =>
+    _OnNamespaceConnected: (ns) => ns.emit(Chat.default.notice, `welcome, ${ns.conn.id}`),
+    _OnRoomJoined: (ns, _msg, { room }) => ns.broadcastOthers(Chat.default.notice, `${ns.conn.id} joined`, { room }),
+    _OnRoomLeft: (ns, _msg, { room }) => ns.broadcastOthers(Chat.default.notice, `${ns.conn.id} left`, { room }),
+    chat: (ns, { text }, { room }) => ns.broadcastOthers(Chat.default.message, { from: ns.conn.id, text }, { room }),
+    workday: (_ns, input) =>
       Effect.gen(function*() {
         const calendar = yield* Calendar
-        const input = Message.bodyText(msg)
         const date = new Date(`${input}T12:00:00Z`)
-        if (Number.isNaN(date.getTime())) return yield* Effect.fail(new InvalidDate({ input }))
-        return Reply.text(calendar.isWorkday(date) ? `${input} is a workday` : `${input} is a weekend day`)
+        if (Number.isNaN(date.getTime())) return yield* new InvalidDate({ input })
+        return calendar.isWorkday(date)
       })
   }
 })
 
+/** The server's options: the handlers, and ids from the `X-Username` header. */
+export const options: Server.Options<never, Calendar> = {
+  events,
+  idGenerator: (request) => request.headers["x-username"] ?? crypto.randomUUID()
+}
+
 /** A notice to everyone every 30 seconds, on the Effect clock (so `TestClock` drives it in tests). */
 export const Notices = Layer.scopedDiscard(
   Effect.gen(function*() {
-    const server = yield* Server.Server
-    yield* server.broadcast({ namespace: "default", event: "notice", body: "server notice: still here" }).pipe(
+    const chat = yield* Contract.server(Chat)
+    yield* chat.broadcast(Chat.default.notice, "server notice: still here").pipe(
       Effect.ignoreLogged,
       Effect.repeat(Schedule.spaced("30 seconds")),
       Effect.delay("30 seconds"),
@@ -68,7 +75,7 @@ const Banner = Layer.effectDiscard(
     const node = yield* NodeServer.NodeServer
     yield* Effect.log(`chat server on ${node.url}`)
     yield* Effect.log(
-      "events in namespace 'default': chat (broadcast to others, per room), workday (ask: YYYY-MM-DD), notice (from the server)"
+      "namespace 'default': emit chat {text}; pushes message {from,text} and notice; ask workday \"YYYY-MM-DD\" -> boolean"
     )
   })
 )
@@ -77,7 +84,7 @@ const Banner = Layer.effectDiscard(
 export const ChatServer = (port: number) =>
   Notices.pipe(
     Layer.provideMerge(NodeServer.layer({ port, host: "127.0.0.1", path: "/echo" })),
-    Layer.provideMerge(Server.layer({ events }).pipe(Layer.provide(CalendarLive)))
+    Layer.provideMerge(Server.layer(options).pipe(Layer.provide(CalendarLive)))
   )
 
 if (import.meta.url === `file://${process.argv[1]}`) {

@@ -40,12 +40,15 @@ import type * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import type * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import type * as Client from "./Client.js"
 import type * as Conn from "./Conn.js"
+import type * as Contract from "./Contract.js"
 import type * as Errors from "./Errors.js"
 import type * as Events from "./Events.js"
+import * as internalContract from "./internal/contractTest.js"
 import * as internal from "./internal/testServer.js"
 import type * as Message from "./Message.js"
 import * as Server from "./Server.js"
@@ -303,3 +306,103 @@ export const connect = <E = never, R = never>(
  */
 export const open = (options?: OpenOptions): Effect.Effect<TestSocket, never, TestServer> =>
   Effect.flatMap(TestServer, (testServer) => testServer.open(options))
+
+// -----------------------------------------------------------------------------
+// typed contracts
+// -----------------------------------------------------------------------------
+
+/**
+ * The handlers a typed virtual client may have: any of the contract's client
+ * handlers (a server ask without one is recorded like any other message).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ContractHandlers<C> = {
+  readonly [NS in Contract.NamespaceName<C>]?: Partial<Contract.ClientNamespaceHandlers<C, NS>>
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface ContractConnectOptions<C, H> extends Omit<ConnectOptions<never, never>, "events"> {
+  /** the client's handlers of the contract (all optional here) */
+  readonly handlers?: (H & Contract.Exact<H, ContractHandlers<C>>) | undefined
+}
+
+/**
+ * A virtual client typed by a contract: the client's own handles are the
+ * contract's (`connect` returns a `Contract.ClientNamespace`, so emits and asks are
+ * typed), and what the server pushes can be taken decoded, in order, with
+ * `expectPush` / `awaitPush` — next to the untyped `next` / `expect` of
+ * {@link TestClient}, which see the same messages. Every frame is encoded and
+ * decoded as in production: a value that does not survive JSON fails here too.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ContractTestClient<C> extends Omit<TestClient, "connect" | "join"> {
+  /** the typed view of the client connection (`subscribe`, `pushes`) */
+  readonly typed: Contract.ContractClient<C>
+  readonly connect: <NS extends Contract.NamespaceName<C>>(
+    namespace: NS,
+    options?: Conn.RequestOptions
+  ) => Effect.Effect<Contract.ClientNamespace<C, NS>, Errors.RequestError>
+  /** connects the namespace (if needed) and joins the room */
+  readonly join: <NS extends Contract.NamespaceName<C>>(
+    namespace: NS,
+    room: Contract.RoomOf<C, NS>,
+    options?: Conn.RequestOptions
+  ) => Effect.Effect<Contract.ClientRoom<C, NS>, Errors.RequestError>
+  /**
+   * The next message received, which must be a push of `event` (in `room`, with a
+   * payload equivalent to `payload` by the event's schema) whose payload decodes;
+   * returns the decoded payload.
+   */
+  readonly expectPush: <Ev extends Contract.PushOf<C>>(
+    event: Ev,
+    expected?: {
+      readonly room?: Schema.Schema.Type<Ev["room"]> | undefined
+      readonly payload?: Contract.Payload<Ev> | undefined
+    }
+  ) => Effect.Effect<Contract.Payload<Ev>, UnexpectedMessage | Errors.ConnectionClosed>
+  /** skips messages until a push of `event` matches, and returns its decoded payload */
+  readonly awaitPush: <Ev extends Contract.PushOf<C>>(
+    event: Ev,
+    expected?: {
+      readonly room?: Schema.Schema.Type<Ev["room"]> | undefined
+      readonly payload?: Contract.Payload<Ev> | undefined
+    }
+  ) => Effect.Effect<Contract.Payload<Ev>, Errors.ConnectionClosed>
+}
+
+/**
+ * Connects a virtual client typed by a contract.
+ *
+ * @example
+ * ```ts
+ * const alice = yield* TestServer.connectContract(Chat, { id: "alice" })
+ * const ns = yield* alice.connect("default")
+ * yield* ns.emit(Chat.default.chat, { text: "hi" })
+ * const answer = yield* ns.ask(Chat.default.workday, "2026-11-25")
+ * ```
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const connectContract: {
+  <C extends Contract.Any, const H extends ContractHandlers<C>>(
+    contract: C,
+    options: ContractConnectOptions<C, H> & { readonly handlers: H & Contract.Exact<H, ContractHandlers<C>> }
+  ): Effect.Effect<
+    ContractTestClient<C>,
+    Errors.HandshakeRejected | Errors.HandshakeError,
+    TestServer | Contract.HandlersContext<H>
+  >
+  <C extends Contract.Any>(
+    contract: C,
+    options?: ContractConnectOptions<C, never>
+  ): Effect.Effect<ContractTestClient<C>, Errors.HandshakeRejected | Errors.HandshakeError, TestServer>
+} = (contract: Contract.Any, options?: ContractConnectOptions<any, any>) =>
+  Effect.flatMap(TestServer, (testServer) => internalContract.connect(testServer, contract, options)) as any

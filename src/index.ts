@@ -32,3 +32,8 @@ export * as Server from "./Server.js"
  * @since 0.1.0
  */
 export * as Client from "./Client.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Contract from "./Contract.js"

@@ -26,8 +26,8 @@ export interface Sample {
   readonly values: Readonly<Record<string, number>>
 }
 
-/** The servers every other one is compared with, trial by trial. */
-export const references = ["ws", "socket.io"] as const
+/** The servers every other one is compared with, trial by trial ("neffos": the contract server's baseline). */
+export const references = ["ws", "socket.io", "neffos"] as const
 
 export class Results {
   private readonly scenarios = new Map<string, { readonly scenario: Scenario; readonly samples: Array<Sample> }>()
@@ -108,4 +108,19 @@ export const printSummary = (summary: Summary) => {
       console.log(`  ${row.server.padEnd(nameWidth)}${cells.join("  ")}`)
     }
   }
+}
+
+/** What a typed contract costs: the contract server against the untyped one, per scenario it ran. */
+export const printContractCost = (summary: Summary, server = "neffos contract") => {
+  const lines = summary.flatMap((scenario) => {
+    const row = scenario.rows.find((r) => r.server === server)
+    if (row === undefined) return []
+    const cells = scenario.metrics.filter((m) => m.paired).map((m) =>
+      `${m.label} ${ratio(row.metrics[m.key].ratios.neffos)}x`
+    )
+    return [`  ${scenario.title}\n    ${cells.join(", ")}`]
+  })
+  if (lines.length === 0) return
+  console.log(`\nTyped contract vs untyped (${server} / neffos, medians of per-trial ratios):`)
+  for (const line of lines) console.log(line)
 }

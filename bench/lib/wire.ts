@@ -13,6 +13,12 @@ export const broadcastBody = (size: number, seq = 0) => `b${seq}`.padEnd(size, "
 /** The body of every echo request. */
 export const echoBody = "e" + "y".repeat(99)
 
+/**
+ * The body of every echo request to the neffos servers: 100 bytes of JSON, a small struct the
+ * contract server decodes and encodes (`{ id, user, text }`) and the untyped one echoes as it is.
+ */
+export const echoJsonBody = JSON.stringify({ id: 42, user: "bench", text: "y".repeat(66) })
+
 /** Event name of broadcasts (Socket.IO and neffos). */
 export const broadcastEvent = "bench"
 

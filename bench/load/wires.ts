@@ -2,7 +2,7 @@
  * The three wire protocols the load generator speaks, each written against its spec:
  * raw text for `ws`, engine.io v4 / socket.io v5 for Socket.IO, and neffos (PROTOCOL.md §1.3-1.5).
  */
-import { echoBody, echoEvent, joinEvent, namespace, rawJoinPrefix } from "../lib/wire.js"
+import { echoBody, echoEvent, echoJsonBody, joinEvent, namespace, rawJoinPrefix } from "../lib/wire.js"
 import type { Session, Wire } from "./session.js"
 
 const raw: Wire = {
@@ -68,7 +68,7 @@ const neffos: Wire = {
   },
   join: (session, room) => ask(session, room, "_OnRoomJoin", "", emptyReply),
   echo: (session) =>
-    ask(session, "", echoEvent, echoBody, (wait) => `${wait};${namespace};;${echoEvent};0;0;${echoBody}`)
+    ask(session, "", echoEvent, echoJsonBody, (wait) => `${wait};${namespace};;${echoEvent};0;0;${echoJsonBody}`)
 }
 
 export const wires = { raw, socketIo, neffos } as const

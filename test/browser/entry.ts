@@ -1,17 +1,19 @@
 /**
- * The browser check's page script: two clients dial with the browser transport;
- * one asks, the other chats, and the first receives the server's broadcast.
- * Bundled by test/Browser.test.ts for headless Chromium.
+ * The browser check's page script: two clients dial with the browser transport,
+ * typed by the chat's contract; one asks, the other chats, and the first receives
+ * the server's relay. Bundled by test/Browser.test.ts for headless Chromium.
  */
 import * as Effect from "effect/Effect"
 import * as Queue from "effect/Queue"
-import { Client, Events, Message } from "../../src/index.js"
+import { Chat } from "../../examples/chat-contract.js"
+import { Client, Contract } from "../../src/index.js"
 
 interface CheckResult {
   readonly id: string
   readonly welcome: string
-  readonly workday: string
-  readonly broadcast: string
+  readonly workday: boolean
+  readonly broadcast: { readonly from: string; readonly text: string }
+  readonly otherId: string
 }
 
 declare global {
@@ -22,21 +24,15 @@ declare global {
 
 window.runCheck = (url) =>
   Effect.gen(function*() {
-    const received = yield* Queue.unbounded<string>()
-    const conn = yield* Client.dial(url, {
-      events: Events.client({
-        default: {
-          notice: (_ns, msg) => Effect.asVoid(Queue.offer(received, Message.bodyText(msg))),
-          chat: (_ns, msg) => Effect.asVoid(Queue.offer(received, Message.bodyText(msg)))
-        }
-      })
-    })
-    const ns = yield* conn.connect("default")
-    const welcome = yield* Queue.take(received)
-    const workday = Message.bodyText(yield* ns.ask("workday", "2026-11-25"))
-    const other = yield* Client.dial(url, { events: Events.client({ default: {} }) })
+    const chat = yield* Contract.dial(Chat, url)
+    const notices = yield* chat.subscribe(Chat.default.notice)
+    const messages = yield* chat.subscribe(Chat.default.message)
+    const ns = yield* chat.connect("default")
+    const welcome = yield* Queue.take(notices)
+    const workday = yield* ns.ask(Chat.default.workday, "2026-11-25")
+    const other = yield* Contract.dial(Chat, url, { headers: { "X-Username": "other-tab" } })
     const otherNs = yield* other.connect("default")
-    yield* otherNs.emit("chat", "hello from the other tab")
-    const broadcast = yield* Queue.take(received)
-    return { id: conn.id, welcome, workday, broadcast }
+    yield* otherNs.emit(Chat.default.chat, { text: "hello from the other tab" })
+    const broadcast = yield* Queue.take(messages)
+    return { id: chat.conn.id, welcome, workday, broadcast, otherId: other.conn.id }
   }).pipe(Effect.provide(Client.layerBrowser), Effect.scoped, Effect.runPromise)
