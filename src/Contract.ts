@@ -849,21 +849,21 @@ export interface ClientNamespace<C, NS extends NamespaceName<C>> {
     event: Ev,
     payload: Payload<Ev>,
     options?: { readonly room?: RoomOf<C, NS> | undefined }
-  ) => Effect.Effect<void, Errors.ConnectionClosed | Errors.BadNamespace | Errors.BadRoom>
+  ) => Effect.Effect<void, Errors.ConnectionClosed | Errors.BadNamespace | Errors.BadRoom | Errors.Offline>
   /** asks the server; its declared errors come back as themselves */
   readonly ask: <Ev extends AskOf<C, "toServer", NS>>(
     event: Ev,
     payload: Payload<Ev>,
     options?: AskOptions<RoomOf<C, NS>>
-  ) => Effect.Effect<Success<Ev>, Failure<Ev> | AskError>
+  ) => Effect.Effect<Success<Ev>, Failure<Ev> | AskError | Errors.Offline>
   readonly joinRoom: (
     room: RoomOf<C, NS>,
     options?: Conn.RequestOptions
-  ) => Effect.Effect<ClientRoom<C, NS>, Errors.RequestError>
+  ) => Effect.Effect<ClientRoom<C, NS>, Errors.RequestError | Errors.Offline>
   readonly room: (room: RoomOf<C, NS>) => Effect.Effect<ClientRoom<C, NS>, Errors.BadRoom>
   readonly rooms: Effect.Effect<ReadonlyArray<ClientRoom<C, NS>>>
-  readonly leaveAll: (options?: Conn.RequestOptions) => Effect.Effect<void, Errors.RequestError>
-  readonly disconnect: (options?: Conn.RequestOptions) => Effect.Effect<void, Errors.RequestError>
+  readonly leaveAll: (options?: Conn.RequestOptions) => Effect.Effect<void, Errors.RequestError | Errors.Offline>
+  readonly disconnect: (options?: Conn.RequestOptions) => Effect.Effect<void, Errors.RequestError | Errors.Offline>
 }
 
 /**
@@ -880,13 +880,13 @@ export interface ClientRoom<C, NS extends NamespaceName<C>> {
   readonly emit: <Ev extends EmitOf<C, NS>>(
     event: Ev,
     payload: Payload<Ev>
-  ) => Effect.Effect<void, Errors.ConnectionClosed | Errors.BadNamespace | Errors.BadRoom>
+  ) => Effect.Effect<void, Errors.ConnectionClosed | Errors.BadNamespace | Errors.BadRoom | Errors.Offline>
   readonly ask: <Ev extends AskOf<C, "toServer", NS>>(
     event: Ev,
     payload: Payload<Ev>,
     options?: Conn.RequestOptions
-  ) => Effect.Effect<Success<Ev>, Failure<Ev> | AskError>
-  readonly leave: (options?: Conn.RequestOptions) => Effect.Effect<void, Errors.RequestError>
+  ) => Effect.Effect<Success<Ev>, Failure<Ev> | AskError | Errors.Offline>
+  readonly leave: (options?: Conn.RequestOptions) => Effect.Effect<void, Errors.RequestError | Errors.Offline>
 }
 
 /**
@@ -924,7 +924,7 @@ export interface ContractClient<C> {
   readonly connect: <NS extends NamespaceName<C>>(
     namespace: NS,
     options?: Conn.RequestOptions
-  ) => Effect.Effect<ClientNamespace<C, NS>, Errors.RequestError>
+  ) => Effect.Effect<ClientNamespace<C, NS>, Errors.RequestError | Errors.Offline>
   readonly namespace: <NS extends NamespaceName<C>>(
     namespace: NS
   ) => Effect.Effect<ClientNamespace<C, NS>, Errors.BadNamespace>

@@ -153,7 +153,7 @@ describe("Contract types", () => {
       })
       const ns = yield* client.connect("default")
       const workday = ns.ask(Chat.default.workday, "2026-11-25")
-      expectTypeOf(workday).toEqualTypeOf<Effect.Effect<boolean, InvalidDate | Contract.AskError>>()
+      expectTypeOf(workday).toEqualTypeOf<Effect.Effect<boolean, InvalidDate | Contract.AskError | Errors.Offline>>()
       yield* ns.emit(Chat.default.chat, { text: "hi" }, { room: "kitchen" })
       // @ts-expect-error a wrong payload type
       yield* ns.emit(Chat.default.chat, { text: 1 })

@@ -30,9 +30,11 @@ export const checkWelcome = async (neffos, url, { ask, connections, parallel, wa
     })
     const conn = await neffos.dial(url, {
       default: {
+        // the example's contract: bodies are JSON (a notice is a JSON string)
         notice: (_ns, msg) => {
-          if (welcome === undefined && msg.Body.startsWith("welcome, ")) {
-            welcome = msg.Body
+          const text = JSON.parse(msg.Body)
+          if (welcome === undefined && text.startsWith("welcome, ")) {
+            welcome = text
             arrived()
           }
         }
@@ -41,8 +43,8 @@ export const checkWelcome = async (neffos, url, { ask, connections, parallel, wa
     conns.push(conn)
     const ns = await conn.connect("default")
     if (ask) {
-      const reply = await ns.ask("workday", "2026-11-25")
-      if (reply.Body !== "2026-11-25 is a workday") throw new Error(`unexpected reply: ${reply.Body}`)
+      const reply = await ns.ask("workday", JSON.stringify("2026-11-25"))
+      if (reply.Body !== "true") throw new Error(`unexpected reply: ${reply.Body}`)
     } else {
       let timer
       await Promise.race([received, new Promise((resolve) => timer = setTimeout(resolve, wait))])
