@@ -153,13 +153,28 @@ describe("Outbox", () => {
       assert.isTrue(outbox.offerIfRoom("b"))
       assert.isFalse(outbox.offerIfRoom("c"))
       let room = false
-      outbox.onRoom(() => (room = true))
+      outbox.onRoom(() => (room = true), "c")
       assert.isFalse(room)
       sink.drain()
       yield* turn
       assert.isTrue(room)
       assert.isTrue(outbox.offerIfRoom("c"))
       assert.strictEqual(outbox.dropped, 0)
+    }))
+
+  it.live("onRoom waits until that frame fits by bytes too, not just until a frame would fit", () =>
+    Effect.gen(function*() {
+      const { outbox, sink } = backedUp(100, "sliding", undefined, 10)
+      assert.isTrue(outbox.offerIfRoom("aaaaaaaa")) // 8 bytes of 10
+      const big = "bbbbbb" // 6 more would pass 10
+      assert.isFalse(outbox.offerIfRoom(big))
+      let room = false
+      outbox.onRoom(() => (room = outbox.offerIfRoom(big)), big)
+      assert.isFalse(room) // (it used to call back at once, and a strict broadcast recursed until the stack overflowed)
+      sink.drain()
+      yield* turn
+      assert.isTrue(room)
+      assert.deepStrictEqual(sink.written, ["aaaaaaaa"])
     }))
 
   it.live("disconnect reports the overflow once and takes nothing more after a close", () =>
@@ -211,7 +226,7 @@ describe("Outbox", () => {
       const { outbox, sink } = make(2, "dropping")
       const events: Array<string> = []
       offerAll(outbox, ["a", "b"])
-      outbox.onRoom(() => events.push("room"))
+      outbox.onRoom(() => events.push("room"), "c")
       outbox.onEmpty(() => events.push("empty"))
       assert.deepStrictEqual(events, [])
       outbox.flushDirty()

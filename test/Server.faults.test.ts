@@ -369,3 +369,33 @@ describe("The server owns what it runs", () => {
       )
     }).pipe(Effect.provide(TestServer.layer({ events, lifecycleCapacity: 2 }))))
 })
+
+describe("Strict delivery with the byte bound", () => {
+  it.effect("a strict broadcast waits for a receiver whose outbox is full by bytes, then delivers in order", () =>
+    Effect.gen(function*() {
+      const server = yield* Server.Server
+      const paused = yield* TestServer.connect({ id: "paused" })
+      yield* paused.connect("default")
+      yield* paused.pause
+      const body = (i: number) => `${i}:${"z".repeat(4000)}`
+      const broadcasts = yield* Effect.fork(
+        Effect.forEach(
+          [0, 1, 2, 3, 4],
+          (i) => server.broadcast({ namespace: "default", event: "n", body: body(i) }, { strict: true }),
+          { discard: true }
+        )
+      )
+      // the broadcaster fills the outbox (two frames, 8 kB of 10 kB), then waits for room for the third
+      for (let i = 0; i < 100 && (yield* paused.stats).outboxSize < 2; i++) yield* Effect.yieldNow()
+      assert.strictEqual((yield* paused.stats).outboxSize, 2)
+      for (let i = 0; i < 20; i++) yield* Effect.yieldNow() // the third broadcast meets the full outbox
+      assert.isTrue(
+        Option.isNone(yield* Fiber.poll(broadcasts)),
+        "the broadcaster waits (it used to overflow the stack)"
+      )
+      yield* paused.resume
+      yield* Fiber.join(broadcasts)
+      for (let i = 0; i < 5; i++) yield* paused.expect({ event: "n", body: body(i) })
+      assert.strictEqual((yield* paused.stats).dropped, 0)
+    }).pipe(Effect.provide(TestServer.layer({ events, outbox: { maxBytes: 10_000 } }))))
+})

@@ -62,9 +62,9 @@ export const make = <C extends Receiver>(writeTimeout: Duration.Duration): Effec
         const attempt = () => {
           if (!waiting) return
           if (conn.outbox.offerIfRoom(frame)) resume(Effect.void)
-          else conn.outbox.onRoom(attempt)
+          else conn.outbox.onRoom(attempt, frame)
         }
-        conn.outbox.onRoom(attempt)
+        conn.outbox.onRoom(attempt, frame)
         return Effect.sync(() => {
           waiting = false
         })

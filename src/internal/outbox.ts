@@ -55,7 +55,7 @@ export class Outbox implements Queue.Enqueue<Frame> {
   private congested = false
   private closed = false
   private held = false
-  private roomWaiters: Array<() => void> | undefined
+  private roomWaiters: Array<{ readonly f: () => void; readonly bytes: number }> | undefined
   private emptyWaiters: Array<() => void> | undefined
   private closeWaiters: Array<() => void> | undefined
   dropped = 0
@@ -221,10 +221,11 @@ export class Outbox implements Queue.Enqueue<Frame> {
     return true
   }
 
-  /** Calls `f` once the outbox has room for another frame (or is closed). */
-  onRoom(f: () => void): void {
-    if (this.closed || !this.isFullFor(0)) f()
-    else (this.roomWaiters ??= []).push(f)
+  /** Calls `f` once `frame` fits without dropping anything (or the outbox is closed). */
+  onRoom(f: () => void, frame: Frame): void {
+    const bytes = frameBytes(frame)
+    if (this.closed || !this.isFullFor(bytes)) f()
+    else (this.roomWaiters ??= []).push({ f, bytes })
   }
 
   /** Calls `f` once every stored frame was written and flushed (or the outbox is closed). */
@@ -305,10 +306,14 @@ export class Outbox implements Queue.Enqueue<Frame> {
   }
 
   private wake(): void {
-    if (this.roomWaiters !== undefined && (this.closed || !this.isFullFor(0))) {
+    if (this.roomWaiters !== undefined) {
       const waiters = this.roomWaiters
       this.roomWaiters = undefined
-      for (const f of waiters) f()
+      for (const waiter of waiters) {
+        // a frame that still does not fit waits on
+        if (this.closed || !this.isFullFor(waiter.bytes)) waiter.f()
+        else (this.roomWaiters ??= []).push(waiter)
+      }
     }
     if (this.emptyWaiters !== undefined && (this.closed || (this.size_ === 0 && !this.dirty && !this.congested))) {
       const waiters = this.emptyWaiters
