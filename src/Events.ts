@@ -13,7 +13,11 @@
  * @since 0.1.0
  */
 import type * as Effect from "effect/Effect"
+import { dual } from "effect/Function"
+import type { Inspectable } from "effect/Inspectable"
+import type { Pipeable } from "effect/Pipeable"
 import type * as Conn from "./Conn.js"
+import { pipeableInspectable } from "./internal/data.js"
 import * as failure from "./internal/failure.js"
 import type * as Message from "./Message.js"
 import type * as Reply from "./Reply.js"
@@ -66,7 +70,7 @@ export type NamespaceMap<NS> = { readonly [namespace: string]: EventMap<NS> }
  * @since 0.1.0
  * @category models
  */
-export interface Events<NS, out E, out R> {
+export interface Events<NS, out E, out R> extends Pipeable, Inspectable {
   readonly [TypeId]: {
     readonly NS: (_: NS) => void
     readonly E: (_: never) => E
@@ -151,6 +155,20 @@ export const defaultErrorText: (failure: HandlerFailure) => string = failure.def
 
 const variance = { NS: (_: unknown) => {}, E: (_: never) => _, R: (_: never) => _ }
 
+const proto = { [TypeId]: variance }
+pipeableInspectable(proto, (self: Events<unknown, unknown, unknown>) => ({
+  _id: "Events",
+  namespaces: Object.fromEntries(
+    Array.from(self.table, ([namespace, events]) => [namespace, Array.from(events.keys())])
+  )
+}))
+
+const fromTable = <NS, E, R>(table: ReadonlyMap<string, ReadonlyMap<string, Handler<NS, E, R>>>): Events<NS, E, R> => {
+  const self = Object.create(proto)
+  self.table = table
+  return self
+}
+
 /**
  * Builds events of any side from a map of handlers.
  *
@@ -162,7 +180,7 @@ export const make = <NS, M extends NamespaceMap<NS>>(map: M): Events<NS, ErrorOf
   for (const namespace of Object.keys(map)) {
     table.set(namespace, new Map(Object.entries(map[namespace])))
   }
-  return { [TypeId]: variance, table } as Events<NS, ErrorOf<M>, ContextOf<M>>
+  return fromTable(table) as Events<NS, ErrorOf<M>, ContextOf<M>>
 }
 
 /**
@@ -201,10 +219,19 @@ export const client = <const M extends NamespaceMap<Conn.ClientNSConn>>(
 /**
  * Combines handler sets; for the same namespace and event the later one wins.
  *
+ * @example
+ * ```ts
+ * const all = Events.merge(chat, admin)
+ * const same = chat.pipe(Events.merge(admin))
+ * ```
+ *
  * @since 0.1.0
  * @category combinators
  */
-export const merge = <NS, E1, R1, E2, R2>(
+export const merge: {
+  <NS, E2, R2>(that: Events<NS, E2, R2>): <E1, R1>(self: Events<NS, E1, R1>) => Events<NS, E1 | E2, R1 | R2>
+  <NS, E1, R1, E2, R2>(self: Events<NS, E1, R1>, that: Events<NS, E2, R2>): Events<NS, E1 | E2, R1 | R2>
+} = dual(2, <NS, E1, R1, E2, R2>(
   self: Events<NS, E1, R1>,
   that: Events<NS, E2, R2>
 ): Events<NS, E1 | E2, R1 | R2> => {
@@ -213,5 +240,5 @@ export const merge = <NS, E1, R1, E2, R2>(
     const existing = table.get(namespace)
     table.set(namespace, existing === undefined ? events : new Map([...existing, ...events]))
   }
-  return { [TypeId]: variance, table } as Events<NS, E1 | E2, R1 | R2>
-}
+  return fromTable(table) as Events<NS, E1 | E2, R1 | R2>
+})

@@ -7,6 +7,8 @@
  *
  * @since 0.1.0
  */
+import type { Inspectable } from "effect/Inspectable"
+import type { Pipeable } from "effect/Pipeable"
 import * as internal from "./internal/message.js"
 
 /**
@@ -48,7 +50,7 @@ export type InvalidFrameTypeId = typeof InvalidFrameTypeId
  * @since 0.1.0
  * @category models
  */
-export interface Message {
+export interface Message extends Pipeable, Inspectable {
   readonly [TypeId]: TypeId
   readonly _tag: "Message"
   readonly namespace: string
@@ -94,7 +96,7 @@ export interface MessageInit {
  * @since 0.1.0
  * @category models
  */
-export interface InvalidFrame {
+export interface InvalidFrame extends Pipeable, Inspectable {
   readonly [InvalidFrameTypeId]: InvalidFrameTypeId
   readonly _tag: "InvalidFrame"
   readonly reason: "Empty" | "TooFewSeparators" | "InvalidUtf8"

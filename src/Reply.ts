@@ -4,6 +4,9 @@
  *
  * @since 0.1.0
  */
+import type { Inspectable } from "effect/Inspectable"
+import type { Pipeable } from "effect/Pipeable"
+import { pipeableInspectable } from "./internal/data.js"
 
 /**
  * @since 0.1.0
@@ -21,13 +24,14 @@ export type TypeId = typeof TypeId
  * @since 0.1.0
  * @category models
  */
-export interface Reply {
+export interface Reply extends Pipeable, Inspectable {
   readonly [TypeId]: TypeId
   readonly _tag: "Reply"
   readonly body: string | Uint8Array
 }
 
 const proto = { [TypeId]: TypeId, _tag: "Reply" as const }
+pipeableInspectable(proto, (self: Reply) => ({ _id: "Reply", body: self.body }))
 
 /**
  * A reply whose body is sent as it is: a string as a text frame, bytes as a binary frame.

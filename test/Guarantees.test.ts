@@ -149,27 +149,23 @@ describe("Delivery guarantees", () => {
         return yield* f(slow, readers)
       }).pipe(Effect.provide(TestServer.layer({ events: broadcastAll, outbox: { capacity: 4, strategy } })))
 
-    it.effect("sliding: the paused receiver keeps the newest N", () =>
-      withPausedReceiver("sliding", (slow, readers) =>
-        Effect.gen(function*() {
-          const stats = yield* slow.stats
-          assert.deepStrictEqual([stats.outboxSize, stats.dropped], [4, 6])
-          yield* slow.resume
-          assert.deepStrictEqual(bodies(yield* take(slow, 4)), ["6", "7", "8", "9"])
-          yield* slow.expectNone
-          for (const reader of readers) yield* reader.expectNone
-        })))
-
-    it.effect("dropping: the paused receiver keeps the oldest N", () =>
-      withPausedReceiver("dropping", (slow, readers) =>
-        Effect.gen(function*() {
-          const stats = yield* slow.stats
-          assert.deepStrictEqual([stats.outboxSize, stats.dropped], [4, 6])
-          yield* slow.resume
-          assert.deepStrictEqual(bodies(yield* take(slow, 4)), ["0", "1", "2", "3"])
-          yield* slow.expectNone
-          for (const reader of readers) yield* reader.expectNone
-        })))
+    for (
+      const { keeps, kept, strategy } of [
+        { strategy: "sliding", keeps: "newest", kept: ["6", "7", "8", "9"] },
+        { strategy: "dropping", keeps: "oldest", kept: ["0", "1", "2", "3"] }
+      ] as const
+    ) {
+      it.effect(`${strategy}: the paused receiver keeps the ${keeps} N`, () =>
+        withPausedReceiver(strategy, (slow, readers) =>
+          Effect.gen(function*() {
+            const stats = yield* slow.stats
+            assert.deepStrictEqual([stats.outboxSize, stats.dropped], [4, 6])
+            yield* slow.resume
+            assert.deepStrictEqual(bodies(yield* take(slow, 4)), [...kept])
+            yield* slow.expectNone
+            for (const reader of readers) yield* reader.expectNone
+          })))
+    }
 
     it.scoped("disconnect: the paused receiver is closed with 1008 \"slow consumer\" at its first overflow", () =>
       Effect.gen(function*() {
@@ -239,6 +235,47 @@ describe("Delivery guarantees", () => {
 
     lossless("Server.layer({ strict: true })", true, false)
     lossless("broadcast(msg, { strict: true })", false, true)
+
+    it.effect("strict with except: the excepted connection gets nothing, the others everything", () =>
+      Effect.gen(function*() {
+        const server = yield* Server.Server
+        const [slow, fast, skipped] = yield* connectAll(["slow", "fast", "skipped"])
+        yield* slow.pause
+        const broadcasts = yield* Effect.fork(
+          Effect.forEach(range(6), (i) =>
+            server.broadcast({ namespace: "default", event: "n", body: String(i) }, {
+              strict: true,
+              except: skipped.conn
+            }), { discard: true })
+        )
+        assert.deepStrictEqual(bodies(yield* take(fast, 5)), ["0", "1", "2", "3", "4"])
+        yield* slow.resume
+        yield* Fiber.join(broadcasts)
+        assert.deepStrictEqual(bodies(yield* take(fast, 1)), ["5"])
+        assert.deepStrictEqual(bodies(yield* take(slow, 6)), ["0", "1", "2", "3", "4", "5"])
+        yield* skipped.expectNone
+      }).pipe(Effect.provide(TestServer.layer({ events: broadcastAll, outbox: { capacity: 4 } }))))
+
+    it.effect("a handler's broadcastOthers on a strict server skips its sender and waits for a paused receiver", () =>
+      Effect.gen(function*() {
+        const [sender, slow, fast] = yield* connectAll(["sender", "slow", "fast"])
+        const ns = yield* sender.client.namespace("default")
+        yield* slow.pause
+        for (let i = 0; i < 6; i++) yield* ns.emit("relay", String(i))
+        assert.deepStrictEqual(bodies(yield* take(fast, 5)), ["0", "1", "2", "3", "4"])
+        yield* slow.resume
+        assert.deepStrictEqual(bodies(yield* take(fast, 1)), ["5"])
+        assert.deepStrictEqual(bodies(yield* take(slow, 6)), ["0", "1", "2", "3", "4", "5"])
+        assert.strictEqual((yield* slow.stats).dropped, 0)
+        yield* sender.expectNone
+      }).pipe(Effect.provide(TestServer.layer({
+        events: Events.merge(
+          broadcastAll,
+          Events.namespaces({ default: { relay: (ns, msg) => ns.broadcastOthers("n", msg.body) } })
+        ),
+        outbox: { capacity: 4 },
+        strict: true
+      }))))
 
     it.scoped("a receiver still full after writeTimeout is closed at exactly that virtual time", () =>
       Effect.gen(function*() {

@@ -3,9 +3,11 @@
  * what the in-memory WebSocket does (pings, pauses, closes, limits).
  */
 import { assert, describe, it, layer } from "@effect/vitest"
+import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
@@ -175,6 +177,15 @@ describe("TestServer", () => {
       yield* client.pause
       yield* TestClock.adjust("45 seconds")
       assert.isTrue(yield* client.conn.isClosed)
+    }).pipe(Effect.provide(TestServer.layer({ events }))))
+
+  it.effect("a wait for something that never comes fails in about two seconds with what it waited for", () =>
+    Effect.gen(function*() {
+      const client = yield* TestServer.connect()
+      yield* client.connect("default")
+      const exit = yield* Effect.exit(client.next)
+      assert.isTrue(Exit.isFailure(exit))
+      assert.include(String(Exit.isFailure(exit) ? Cause.pretty(exit.cause) : ""), "a message did not come within")
     }).pipe(Effect.provide(TestServer.layer({ events }))))
 
   it.effect("a dial refused at once (the server is shutting down) fails without waiting for a timeout", () =>

@@ -68,8 +68,9 @@ export const rawClient = (
       }),
       (ws) => Effect.sync(() => ws.terminate())
     )
+    // a broken behaviour fails in about a second, not at the runner's 30 s timeout
     const next = Queue.take(frames).pipe(
-      Effect.timeoutFail({ duration: Duration.seconds(5), onTimeout: () => new Error("no frame within 5 s") }),
+      Effect.timeoutFail({ duration: Duration.seconds(2), onTimeout: () => new Error("no frame within 2 s") }),
       Effect.orDie
     )
     return {
@@ -84,6 +85,9 @@ export const rawClient = (
       pending: Queue.size(frames),
       closed: Effect.promise(() =>
         closedPromise
+      ).pipe(
+        Effect.timeoutFail({ duration: Duration.seconds(5), onTimeout: () => new Error("no close within 5 s") }),
+        Effect.orDie
       )
     }
   })
@@ -131,7 +135,7 @@ export const neffosClient = (
       (conn: any) => Effect.sync(() => conn.close())
     )
     const next = Queue.take(received).pipe(
-      Effect.timeoutFail({ duration: Duration.seconds(5), onTimeout: () => new Error("no message within 5 s") }),
+      Effect.timeoutFail({ duration: Duration.seconds(2), onTimeout: () => new Error("no message within 2 s") }),
       Effect.orDie
     )
     return { conn, received, next }

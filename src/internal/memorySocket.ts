@@ -8,6 +8,7 @@
  *
  * @internal
  */
+import { Fifo } from "./fifo.js"
 import type { Frame } from "./outbox.js"
 import type { RawSocket, SocketHandlers } from "./transport.js"
 
@@ -60,9 +61,7 @@ const onTheWire = (frame: Frame): string | Uint8Array =>
 export class MemorySocket implements RawSocket {
   peer!: MemorySocket
   private handlers: SocketHandlers | undefined
-  private inbox: Array<Item> = []
-  private sizes: Array<number> = []
-  private head = 0
+  private readonly inbox = new Fifo<{ readonly item: Item; readonly size: number }>()
   private inboxBytes = 0
   private scheduled = false
   /** paused by the connection that reads this end (inbound backpressure) */
@@ -170,8 +169,7 @@ export class MemorySocket implements RawSocket {
   private receive(item: Item): void {
     if (this.closeEvent !== undefined) return
     const size = sizeOf(item)
-    this.inbox.push(item)
-    this.sizes.push(size)
+    this.inbox.push({ item, size })
     this.inboxBytes += size
     this.schedule()
   }
@@ -194,24 +192,16 @@ export class MemorySocket implements RawSocket {
   }
 
   private schedule(): void {
-    if (this.scheduled || !this.canRead || this.head === this.inbox.length) return
+    if (this.scheduled || !this.canRead || this.inbox.length === 0) return
     this.scheduled = true
     queueMicrotask(() => this.read())
   }
 
   private read(): void {
     this.scheduled = false
-    while (this.canRead && this.head < this.inbox.length) {
-      const item = this.inbox[this.head]
-      const size = this.sizes[this.head]
-      this.inbox[this.head] = undefined as any
-      this.head++
+    while (this.canRead && this.inbox.length > 0) {
+      const { item, size } = this.inbox.shift()!
       this.inboxBytes -= size
-      if (this.head === this.inbox.length) {
-        this.inbox = []
-        this.sizes = []
-        this.head = 0
-      }
       if (item instanceof Control) this.control(item)
       else this.data(item, size)
     }
@@ -252,9 +242,7 @@ export class MemorySocket implements RawSocket {
 
   private abort(): void {
     this.closeSent = true
-    this.inbox = []
-    this.sizes = []
-    this.head = 0
+    this.inbox.clear()
     this.inboxBytes = 0
     queueMicrotask(() => this.closed(1006, ""))
   }
@@ -263,9 +251,7 @@ export class MemorySocket implements RawSocket {
     if (this.closeEvent !== undefined) return
     const event = { code, reason }
     this.closeEvent = event
-    this.inbox = []
-    this.sizes = []
-    this.head = 0
+    this.inbox.clear()
     this.inboxBytes = 0
     this.drained()
     this.handlers?.onClose(code, reason)

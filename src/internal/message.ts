@@ -1,5 +1,8 @@
 /** @internal */
+import type { NodeInspectSymbol } from "effect/Inspectable"
+import type { Pipeable } from "effect/Pipeable"
 import type * as Message from "../Message.js"
+import { pipeableInspectable } from "./data.js"
 
 /** @internal */
 export const TypeId: Message.TypeId = Symbol.for("effect-neffos/Message") as Message.TypeId
@@ -18,6 +21,9 @@ const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })
 class MessageImpl implements Message.Message {
   declare readonly [TypeId]: Message.TypeId
   declare readonly _tag: "Message"
+  declare readonly pipe: Pipeable["pipe"]
+  declare readonly toJSON: () => unknown
+  declare readonly [NodeInspectSymbol]: () => unknown
   constructor(
     readonly namespace: string,
     readonly room: string,
@@ -34,14 +40,36 @@ class MessageImpl implements Message.Message {
 }
 Object.defineProperty(MessageImpl.prototype, TypeId, { value: TypeId })
 Object.defineProperty(MessageImpl.prototype, "_tag", { value: "Message" })
+pipeableInspectable(MessageImpl.prototype, (self: MessageImpl) => ({
+  _id: "Message",
+  namespace: self.namespace,
+  room: self.room,
+  event: self.event,
+  body: self.body,
+  ...(self.error === undefined ? {} : { error: self.error }),
+  ...(self.wait === "" ? {} : { wait: self.wait }),
+  ...(self.binary ? { binary: true } : {}),
+  ...(self.isNoOp ? { isNoOp: true } : {}),
+  ...(self.native ? { native: true } : {}),
+  ...(self.isLocal ? { isLocal: true } : {}),
+  ...(self.isForced ? { isForced: true } : {})
+}))
 
 class InvalidFrameImpl implements Message.InvalidFrame {
   declare readonly [InvalidFrameTypeId]: Message.InvalidFrameTypeId
   declare readonly _tag: "InvalidFrame"
+  declare readonly pipe: Pipeable["pipe"]
+  declare readonly toJSON: () => unknown
+  declare readonly [NodeInspectSymbol]: () => unknown
   constructor(readonly reason: Message.InvalidFrame["reason"], readonly frame: string | Uint8Array) {}
 }
 Object.defineProperty(InvalidFrameImpl.prototype, InvalidFrameTypeId, { value: InvalidFrameTypeId })
 Object.defineProperty(InvalidFrameImpl.prototype, "_tag", { value: "InvalidFrame" })
+pipeableInspectable(InvalidFrameImpl.prototype, (self: InvalidFrameImpl) => ({
+  _id: "InvalidFrame",
+  reason: self.reason,
+  frame: self.frame
+}))
 
 /** @internal */
 export const isMessage = (u: unknown): u is Message.Message =>

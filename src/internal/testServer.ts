@@ -130,6 +130,32 @@ const online = <A>(
 ): Effect.Effect<A, Errors.RequestError> =>
   Effect.catchTags(effect, { Reconnecting: Effect.die, OfflineQueueFull: Effect.die })
 
+/**
+ * How long a wait of the kit (`next`, `expect`, `sync`, `closed`) may take in real
+ * time. In memory everything arrives within microtasks, and virtual time does not
+ * pass while a test waits, so a wait this long means the awaited thing never comes:
+ * the test fails at once with what it waited for, instead of hanging until the
+ * test runner's timeout.
+ */
+const realTimeLimitMs = 2000
+
+const withinRealTime = <A, E>(what: string, self: Effect.Effect<A, E>): Effect.Effect<A, E> =>
+  Effect.raceFirst(
+    self,
+    Effect.async<never>((resume) => {
+      const timer = setTimeout(
+        () =>
+          resume(
+            Effect.dieMessage(
+              `effect-neffos/TestServer: ${what} did not come within ${realTimeLimitMs} ms of real time`
+            )
+          ),
+        realTimeLimitMs
+      )
+      return Effect.sync(() => clearTimeout(timer))
+    })
+  )
+
 const closedError = (id: () => string) => (): Errors.ConnectionClosed => new Errors.ConnectionClosed({ id: id() })
 
 /** @internal */
@@ -170,7 +196,10 @@ export const make: Effect.Effect<TestServer.TestServer, never, Server.Server | S
         socket.silent = silent
       }),
     isClosed: Effect.sync(() => socket.isClosing),
-    closed: Effect.async<CloseEvent>((resume) => socket.onClose((event) => resume(Effect.succeed(event)))),
+    closed: withinRealTime(
+      "the close",
+      Effect.async<CloseEvent>((resume) => socket.onClose((event) => resume(Effect.succeed(event))))
+    ),
     terminate: Effect.sync(() => socket.terminate())
   })
 
@@ -212,21 +241,24 @@ export const make: Effect.Effect<TestServer.TestServer, never, Server.Server | S
       )
       const impl = client as ClientConn
       const closed = closedError(() => client.id)
-      const next = Effect.mapError(received.take, closed)
-      const sync = Effect.suspend(() =>
-        impl.sendRequest(
-          msg.unsafeMake(syncNamespace, "", "sync", "", undefined, false, impl.newToken(), false, false),
-          Duration.infinity
+      const next = withinRealTime("a message", Effect.mapError(received.take, closed))
+      const sync = withinRealTime(
+        "the sync round trip",
+        Effect.suspend(() =>
+          impl.sendRequest(
+            msg.unsafeMake(syncNamespace, "", "sync", "", undefined, false, impl.newToken(), false, false),
+            Duration.infinity
+          )
+        ).pipe(
+          Effect.asVoid,
+          // a virtual client never reconnects
+          Effect.catchTags({
+            RemoteError: () => Effect.void,
+            BadNamespace: () => Effect.void,
+            AskTimeout: Effect.die,
+            Reconnecting: Effect.die
+          })
         )
-      ).pipe(
-        Effect.asVoid,
-        // a virtual client never reconnects
-        Effect.catchTags({
-          RemoteError: () => Effect.void,
-          BadNamespace: () => Effect.void,
-          AskTimeout: Effect.die,
-          Reconnecting: Effect.die
-        })
       )
       const expect = (expected: TestServer.Expected) =>
         Effect.flatMap(next, (m) =>
@@ -283,7 +315,7 @@ export const make: Effect.Effect<TestServer.TestServer, never, Server.Server | S
       const testSocket: TestServer.TestSocket = {
         ...socketControls(socket),
         send: (frame) => Effect.sync(() => socket.write([frame])),
-        next: Effect.mapError(frames.take, closedError(() => id)),
+        next: withinRealTime("a frame", Effect.mapError(frames.take, closedError(() => id))),
         takeAll: Effect.map(frames.clear, Chunk.toReadonlyArray),
         conn: findConn(socket),
         close: (options) => Effect.sync(() => socket.close(options?.code ?? 1000, options?.reason ?? ""))

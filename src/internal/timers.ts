@@ -9,6 +9,8 @@ import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as FiberId from "effect/FiberId"
+import { Fifo } from "./fifo.js"
 
 /**
  * A scheduled entry; clearing its `value` cancels it and lets go of the value at
@@ -23,8 +25,7 @@ export interface Entry<A> {
 
 /** @internal */
 export class DelayQueue<A> {
-  private entries: Array<Entry<A>> = []
-  private head = 0
+  private readonly entries = new Fifo<Entry<A>>()
 
   constructor(
     readonly delay: number,
@@ -34,7 +35,7 @@ export class DelayQueue<A> {
 
   /** Schedules `value` to be due `delay` milliseconds from now. */
   push(value: A): Entry<A> {
-    const wasEmpty = this.head === this.entries.length
+    const wasEmpty = this.entries.length === 0
     const entry: Entry<A> = { at: this.timers.now() + this.delay, value }
     this.entries.push(entry)
     if (wasEmpty) this.timers.wake()
@@ -42,21 +43,13 @@ export class DelayQueue<A> {
   }
 
   get nextAt(): number {
-    return this.head < this.entries.length ? this.entries[this.head].at : Infinity
+    return this.entries.peek()?.at ?? Infinity
   }
 
   runDue(now: number): void {
-    while (this.head < this.entries.length && this.entries[this.head].at <= now) {
-      const entry = this.entries[this.head]
-      this.entries[this.head++] = undefined as any
-      if (entry.value !== undefined) this.onDue(entry.value)
-    }
-    if (this.head === this.entries.length) {
-      this.entries = []
-      this.head = 0
-    } else if (this.head > 1024 && this.head * 2 > this.entries.length) {
-      this.entries = this.entries.slice(this.head)
-      this.head = 0
+    for (let next = this.entries.peek(); next !== undefined && next.at <= now; next = this.entries.peek()) {
+      this.entries.shift()
+      if (next.value !== undefined) this.onDue(next.value)
     }
   }
 }
@@ -64,7 +57,7 @@ export class DelayQueue<A> {
 /** @internal */
 export class Timers {
   private readonly queues: Array<DelayQueue<any>> = []
-  private signal = Deferred.unsafeMake<void>(undefined as any)
+  private signal = Deferred.unsafeMake<void>(FiberId.none)
 
   constructor(private readonly clock: Clock.Clock) {}
 
@@ -87,7 +80,7 @@ export class Timers {
   /** The fiber that runs due entries; fork it in the owner's scope. */
   readonly run: Effect.Effect<never> = Effect.gen(this, function*() {
     while (true) {
-      this.signal = Deferred.unsafeMake<void>(undefined as any)
+      this.signal = Deferred.unsafeMake<void>(FiberId.none)
       const now = this.now()
       let next = Infinity
       for (const queue of this.queues) {
