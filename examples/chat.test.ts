@@ -7,8 +7,8 @@ import { assert, describe, it } from "@effect/vitest"
 import { Chunk, Effect, Fiber, Layer, Queue, Stream, TestClock } from "effect"
 import { Client, Errors } from "effect-neffos"
 import * as TestServer from "effect-neffos/TestServer"
-import { session } from "./chat-client.js"
 import { Chat, InvalidDate, RoomName } from "./chat-contract.js"
+import { session } from "./chat-session.js"
 import { CalendarLive, Notices, options } from "./chat.js"
 
 /** The chat's server with its own services, and virtual clients to talk to it. */

@@ -17,12 +17,19 @@
  * browsers), or a random UUID.
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { Contract, Server } from "effect-neffos"
 import * as NodeServer from "effect-neffos/NodeServer"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
+import * as esbuild from "esbuild"
+import * as Fs from "node:fs/promises"
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
 import { Chat, InvalidDate } from "./chat-contract.js"
 
 class Calendar extends Context.Tag("example/Calendar")<Calendar, {
@@ -73,20 +80,61 @@ export const Notices = Layer.scopedDiscard(
 const Banner = Layer.effectDiscard(
   Effect.gen(function*() {
     const node = yield* NodeServer.NodeServer
-    yield* Effect.log(`chat server on ${node.url}`)
+    yield* Effect.log(`chat server on ${node.url}; the chat page: http://${node.host}:${node.port}/`)
     yield* Effect.log(
       "namespace 'default': emit chat {text}; pushes message {from,text} and notice; ask workday \"YYYY-MM-DD\" -> boolean"
     )
   })
 )
 
-/** The chat server on `port` (0 picks a free one), with its periodic notice. */
-export const ChatServer = (port: number) =>
+const pageDir = fileURLToPath(new URL("./chat-page/", import.meta.url))
+
+/**
+ * The chat's web page on `/` and its script on `/chat.js`, bundled with esbuild when
+ * the server starts: the page runs effect-neffos's own browser client, and nothing
+ * comes from elsewhere.
+ */
+export const chatPage = Effect.gen(function*() {
+  const html = yield* Effect.promise(() => Fs.readFile(path.join(pageDir, "index.html"), "utf8"))
+  const bundle = yield* Effect.promise(() =>
+    esbuild.build({
+      entryPoints: [path.join(pageDir, "main.ts")],
+      bundle: true,
+      format: "esm",
+      platform: "browser",
+      minify: true,
+      write: false,
+      logLevel: "silent"
+    })
+  )
+  return HttpRouter.empty.pipe(
+    HttpRouter.get("/", HttpServerResponse.text(html, { contentType: "text/html; charset=utf-8" })),
+    HttpRouter.get(
+      "/chat.js",
+      HttpServerResponse.text(bundle.outputFiles[0].text, { contentType: "text/javascript; charset=utf-8" })
+    )
+  )
+})
+
+/**
+ * The chat server on `port` (0 picks a free one), with its periodic notice and, with
+ * `page`, the web page on the same port.
+ */
+export const ChatServer = (port: number, { page = false }: { readonly page?: boolean } = {}) =>
   Notices.pipe(
-    Layer.provideMerge(NodeServer.layer({ port, host: "127.0.0.1", path: "/echo" })),
+    Layer.provideMerge(
+      Layer.unwrapEffect(
+        Effect.map(
+          page ? Effect.map(chatPage, Option.some) : Effect.succeed(Option.none()),
+          (app) => NodeServer.layer({ port, host: "127.0.0.1", path: "/echo", app: Option.getOrUndefined(app) })
+        )
+      )
+    ),
     Layer.provideMerge(Server.layer(options).pipe(Layer.provide(CalendarLive)))
   )
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  NodeRuntime.runMain(Layer.launch(Banner.pipe(Layer.provide(ChatServer(Number(process.env.PORT ?? 8080))))))
+  NodeRuntime.runMain(
+    Layer.launch(Banner.pipe(Layer.provide(ChatServer(Number(process.env.PORT ?? 8080), { page: true }))))
+  )
 }

@@ -14,6 +14,7 @@
  */
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
+import type * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpServer from "@effect/platform/HttpServer"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
@@ -22,6 +23,7 @@ import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import type * as Scope from "effect/Scope"
 import * as Http from "node:http"
 import type * as Net from "node:net"
 import { WebSocketServer } from "ws"
@@ -40,6 +42,18 @@ export interface Options {
   readonly host?: string | undefined
   /** the WebSocket endpoint; default "/echo" */
   readonly path?: string | undefined
+}
+
+/**
+ * Options of {@link layer}: where to listen, and optionally an @effect/platform
+ * `HttpApp` (an `HttpRouter`, say) that answers every HTTP request but the
+ * endpoint's — a page, a health check — on the same port.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface LayerOptions<E = never, R = never> extends Options {
+  readonly app?: HttpApp.Default<E, R> | undefined
 }
 
 /**
@@ -125,15 +139,19 @@ const pathOf = (url: string | undefined): string => {
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options?: Options): Layer.Layer<NodeServer, never, Server.Server> =>
+export const layer = <E = never, R = never>(
+  options?: LayerOptions<E, R>
+): Layer.Layer<NodeServer, never, Server.Server | Exclude<R, HttpServerRequest.HttpServerRequest | Scope.Scope>> =>
   Layer.scoped(
     NodeServer,
     Effect.gen(function*() {
       const server = yield* Server.Server
       const path = options?.path ?? "/echo"
+      const app = options?.app === undefined ? undefined : yield* NodeHttpServer.makeHandler(options.app)
       const http = Http.createServer((req, res) => {
-        if (pathOf(req.url) !== path) return void res.writeHead(404).end()
-        writeStatus(res, req.method)
+        if (pathOf(req.url) === path) writeStatus(res, req.method)
+        else if (app !== undefined) app(req, res)
+        else res.writeHead(404).end()
       })
       http.on("upgrade", (req: Http.IncomingMessage, socket: Net.Socket, head: Buffer) => {
         socket.on("error", () => {})
