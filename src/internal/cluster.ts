@@ -259,6 +259,8 @@ export const make = (
     }
 
     const onSnapshot = (peer: Peer, part: Extract<wire.Wire, { k: "s" }>) => {
+      // older than what was applied: diffs sent after it already arrived
+      if (peer.applied !== undefined && part.s < peer.applied) return
       if (peer.parts === undefined || peer.parts.seq !== part.s || peer.parts.count !== part.n) {
         peer.parts = { seq: part.s, count: part.n, got: new Map() }
       }
