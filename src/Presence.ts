@@ -4,9 +4,9 @@
  * counts, and the changes as a `Stream`.
  *
  * Presence is a replica kept on every instance (`server.presence`): each instance
- * owns its own members and tells the others about every change (one message per
- * event-loop turn, whatever the number of joins and leaves in it) through the
- * `StackExchange`; a heartbeat every `heartbeatInterval` says it is alive, and an
+ * owns its own members and tells the others about its changes (one message per
+ * `diffInterval`, 10 ms, whatever the number of joins and leaves in it) through
+ * the `StackExchange`; a heartbeat every `heartbeatInterval` says it is alive, and an
  * instance that falls silent for `instanceTtl` is dropped with all its members at
  * once. Reads are local: listing a room costs no round trip, and a count costs
  * nothing at all (it is kept, never computed by listing). Without a
@@ -186,6 +186,12 @@ export interface Options {
   readonly pushEvent?: string | undefined
   /** changes are gathered this long and pushed as one frame per room; default 50 ms */
   readonly pushInterval?: Duration.DurationInput | undefined
+  /**
+   * With a `StackExchange`, this instance's changes are gathered this long and
+   * sent to the others as one message; default 10 ms (0: one message per
+   * event-loop turn with changes). Its own reads see a change at once.
+   */
+  readonly diffInterval?: Duration.DurationInput | undefined
   /** changes a `changes` / `watch` subscriber may fall behind before it loses the oldest; default 4,096 */
   readonly changesCapacity?: number | undefined
 }

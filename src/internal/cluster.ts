@@ -5,8 +5,9 @@
  * - Liveness is per instance: every instance sends a heartbeat every
  *   `heartbeatInterval`; one not heard from for `instanceTtl` is dropped with all
  *   its members at once.
- * - Each instance owns its members. Its changes leave as one numbered diff per
- *   event-loop turn; the heartbeat carries the number of the last one. A receiver
+ * - Each instance owns its members. Its changes are gathered for `diffInterval`
+ *   (10 ms) and leave as one numbered diff; the heartbeat carries the number of
+ *   the last one. A receiver
  *   applies diffs in order; a gap (a diff lost while the broker was away, or
  *   dropped as overload) or an instance it does not know yet makes it ask that
  *   instance for a snapshot, and what arrives meanwhile is buffered until the
@@ -41,6 +42,7 @@ const defaults = {
   instanceTtl: Duration.seconds(5),
   timeout: Duration.seconds(5),
   changesCapacity: 4096,
+  diffInterval: Duration.millis(10),
   /** diffs kept for an instance whose snapshot is awaited */
   maxBuffered: 1024,
   /** instances that said goodbye, remembered so that a late message does not bring them back */
@@ -94,6 +96,7 @@ export const make = (
     const enabled = presenceOptions !== undefined
     const heartbeatInterval = Duration.decode(clusterOptions?.heartbeatInterval ?? defaults.heartbeatInterval)
     const ttl = Duration.toMillis(Duration.decode(clusterOptions?.instanceTtl ?? defaults.instanceTtl))
+    const diffInterval = Duration.toMillis(Duration.decode(presenceOptions?.diffInterval ?? defaults.diffInterval))
     const clock = yield* Effect.clock
     const now = () => clock.unsafeCurrentTimeMillis()
     const run = yield* FiberSet.makeRuntime<never>()
@@ -156,7 +159,8 @@ export const make = (
       ops.push(op)
       if (flushScheduled) return
       flushScheduled = true
-      nextTurn(flush)
+      if (diffInterval > 0) setTimeout(flush, diffInterval)
+      else nextTurn(flush)
     }
 
     const sendSnapshot = (to: string) => {
