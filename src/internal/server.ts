@@ -218,11 +218,12 @@ export const make = <E, R>(
       closed: (conn: ServerConn) =>
         Effect.gen(function*() {
           handshaking.delete(conn)
+          // onConnect may have set its metadata before refusing it
+          cluster.closed(conn)
           if (!conn.isAccepted) return
           const withId = registry.remove(conn)
           connectionsGauge.unsafeUpdate(HashMap.size(registry.snapshot.all), [])
           topicChanged({ _tag: "Connection", id: conn.id }, withId, false)
-          cluster.closed(conn)
           publish({ _tag: "Disconnected", conn: conn, code: conn.closeCode, reason: conn.closeReason })
           if (options.onDisconnect !== undefined) {
             yield* Effect.catchAllCause(
