@@ -23,15 +23,13 @@ import * as Effect from "effect/Effect"
 import * as FiberSet from "effect/FiberSet"
 import * as PubSub from "effect/PubSub"
 import type * as Scope from "effect/Scope"
-import * as Stream from "effect/Stream"
 import type * as Cluster from "../Cluster.js"
-import type * as Conn from "../Conn.js"
 import type * as Errors from "../Errors.js"
 import type * as Presence from "../Presence.js"
 import type * as StackExchange from "../StackExchange.js"
 import * as wire from "./clusterWire.js"
 import { nextTurn } from "./outbox.js"
-import { Replica } from "./presence.js"
+import * as Replicas from "./presence.js"
 import * as Push from "./presencePush.js"
 import type { Registry } from "./registry.js"
 import * as Remote from "./remote.js"
@@ -83,8 +81,6 @@ export interface Agent {
   readonly status: (status: StackExchange.Status) => void
 }
 
-const notEnabled = "presence is not enabled: pass `presence: true` (or presence options) to Server.layer"
-
 /** @internal */
 export const make = (
   self: string,
@@ -117,7 +113,7 @@ export const make = (
     let flushScheduled = false
 
     let pusher: Push.Pusher | undefined
-    const replica: Replica = new Replica((change) => {
+    const replica: Replicas.Replica = new Replicas.Replica((change) => {
       // unsafeOffer does not slide: when full, publishing (which completes at once) drops the oldest
       if (!changes.unsafeOffer(change)) Effect.runSync(PubSub.publish(changes, change))
       pusher?.onChange(change)
@@ -417,35 +413,13 @@ export const make = (
       defaultTimeout: Duration.decode(clusterOptions?.timeout ?? defaults.timeout)
     })
 
-    const read = <A>(f: () => A): Effect.Effect<A> => enabled ? Effect.sync(f) : Effect.dieMessage(notEnabled)
-
-    const presence: Presence.Presence = {
-      members: (namespace, room) => read(() => replica.members(namespace, room ?? "")),
-      byId: (namespace, room) => read(() => replica.byId(namespace, room ?? "")),
-      count: (namespace, room) => read(() => replica.count(namespace, room ?? "")),
-      changes: enabled ? Stream.fromPubSub(changes) : Stream.dieMessage(notEnabled),
-      watch: (namespace, room = "") =>
-        enabled
-          ? Stream.unwrapScoped(Effect.map(PubSub.subscribe(changes), (subscription) => {
-            const state: Presence.State = {
-              _tag: "State",
-              namespace,
-              room,
-              members: replica.members(namespace, room),
-              version: replica.version
-            }
-            return Stream.concat(
-              Stream.succeed<Presence.State | Presence.Change>(state),
-              Stream.fromQueue(subscription).pipe(Stream.filter((change) =>
-                change.version > state.version && change.member.namespace === namespace &&
-                change.member.room === room
-              ))
-            )
-          }))
-          : Stream.dieMessage(notEnabled),
-      setMetadata: (conn: Conn.Conn, meta) => read(() => setMetadata(conn as ServerConn, meta)),
-      metadata: (conn: Conn.Conn) => read(() => metadata.get((conn as ServerConn).key)),
-      instances: read(() => {
+    const presence = Replicas.service({
+      enabled,
+      replica,
+      changes,
+      setMetadata: (conn, meta) => setMetadata(conn as ServerConn, meta),
+      metadata: (conn) => metadata.get((conn as ServerConn).key),
+      instances: () => {
         const at = now()
         const list: Array<Presence.Instance> = [{
           instance: self,
@@ -464,8 +438,8 @@ export const make = (
           })
         }
         return list
-      })
-    }
+      }
+    })
 
     return {
       presence,

@@ -2,11 +2,16 @@
  * The presence replica: the members of every known instance, indexed by
  * namespace and room with their counts kept as they change (a count is a map
  * size, never a listing), and every change reported synchronously, numbered by
- * `version`. What fills it — the local hooks, the other instances' diffs and
- * snapshots, their expiry — is in cluster.ts.
+ * `version`; and the `Presence` service that reads it. What fills it — the local
+ * hooks, the other instances' diffs and snapshots, their expiry — is in
+ * cluster.ts.
  *
  * @internal
  */
+import * as Effect from "effect/Effect"
+import * as PubSub from "effect/PubSub"
+import * as Stream from "effect/Stream"
+import type * as Conn from "../Conn.js"
 import type * as Presence from "../Presence.js"
 
 /** One connection of an instance with its members. @internal */
@@ -236,5 +241,49 @@ export class Replica {
         this.join(instance, conn.key, conn.id, e.namespace, e.room, e.joinedAt, conn.metadata)
       }
     }
+  }
+}
+
+const notEnabled = "presence is not enabled: pass `presence: true` (or presence options) to Server.layer"
+
+/** The `Presence` service on a replica; every operation dies when presence is not enabled. @internal */
+export const service = (options: {
+  readonly enabled: boolean
+  readonly replica: Replica
+  /** every change of the replica, published as it happens */
+  readonly changes: PubSub.PubSub<Presence.Change>
+  readonly setMetadata: (conn: Conn.Conn, metadata: Presence.Metadata | undefined) => void
+  readonly metadata: (conn: Conn.Conn) => Presence.Metadata | undefined
+  readonly instances: () => ReadonlyArray<Presence.Instance>
+}): Presence.Presence => {
+  const { changes, enabled, replica } = options
+  const read = <A>(f: () => A): Effect.Effect<A> => enabled ? Effect.sync(f) : Effect.dieMessage(notEnabled)
+  return {
+    members: (namespace, room) => read(() => replica.members(namespace, room ?? "")),
+    byId: (namespace, room) => read(() => replica.byId(namespace, room ?? "")),
+    count: (namespace, room) => read(() => replica.count(namespace, room ?? "")),
+    changes: enabled ? Stream.fromPubSub(changes) : Stream.dieMessage(notEnabled),
+    watch: (namespace, room = "") =>
+      enabled
+        // subscribed before the state is read, and changes are synchronous: the first change after it is next
+        ? Stream.unwrapScoped(Effect.map(PubSub.subscribe(changes), (subscription) => {
+          const state: Presence.State = {
+            _tag: "State",
+            namespace,
+            room,
+            members: replica.members(namespace, room),
+            version: replica.version
+          }
+          return Stream.concat(
+            Stream.succeed<Presence.State | Presence.Change>(state),
+            Stream.fromQueue(subscription).pipe(Stream.filter((change) =>
+              change.version > state.version && change.member.namespace === namespace && change.member.room === room
+            ))
+          )
+        }))
+        : Stream.dieMessage(notEnabled),
+    setMetadata: (conn, metadata) => read(() => options.setMetadata(conn, metadata)),
+    metadata: (conn) => read(() => options.metadata(conn)),
+    instances: read(options.instances)
   }
 }
