@@ -182,9 +182,9 @@ export interface Options<E, R> {
   readonly shutdownTimeout?: Duration.DurationInput | undefined
   /**
    * Cluster-wide presence (`server.presence`): `true`, or options (client pushes,
-   * the changes' buffer). Off by default: with a `StackExchange` it costs one
-   * broker message per event-loop turn with joins or leaves, and every instance
-   * holds the members of all.
+   * the diffs' gathering window, the changes' buffer). Off by default: with a
+   * `StackExchange` it costs a broker message per `diffInterval` (10 ms) with
+   * changes, and every instance holds the members of all.
    */
   readonly presence?: boolean | Presence.Options | undefined
   /** instance liveness (heartbeat, TTL) and the default timeout of remote operations */
