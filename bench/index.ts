@@ -6,6 +6,7 @@ import { type Config, full, quick, smoke } from "./config.js"
 import { killAll } from "./lib/ipc.js"
 import { connectionCap, machine } from "./lib/machine.js"
 import { printContractCost, printSummary } from "./lib/report.js"
+import { printPresence, runPresence } from "./presence.js"
 import { runSuite, servers } from "./suite.js"
 
 process.on("exit", killAll)
@@ -61,6 +62,21 @@ const runClusterPart = async () => {
 const cluster = config.mode === "smoke" ? undefined : await runClusterPart()
 if (cluster !== undefined) printCluster(cluster)
 
+const runPresencePart = async () => {
+  console.log("\nPresence: the cost of a room join and leave with presence on, next to off (Redis of its own)")
+  const sizes = config.mode === "smoke"
+    ? { cycles: 200, trials: 1 }
+    : config.mode === "quick"
+    ? { cycles: 2000, trials: 3 }
+    : { cycles: 10000, trials: 5 }
+  return runPresence({ backend: "redis", ...sizes }).catch((error: unknown) => {
+    console.log(`  skipped: ${error instanceof Error ? error.message : String(error)}`)
+    return undefined
+  })
+}
+const presence = await runPresencePart()
+if (presence !== undefined) printPresence(presence)
+
 const elapsedS = (Date.now() - startedAt.getTime()) / 1e3
 const outName = `results/${config.mode === "smoke" ? "smoke" : "latest"}.json`
 const out = new URL(outName, import.meta.url)
@@ -68,7 +84,7 @@ fs.mkdirSync(new URL(".", out), { recursive: true })
 fs.writeFileSync(
   out,
   JSON.stringify(
-    { startedAt, elapsedS, machine: facts, config, codec, notes: run.notes, scenarios: summary, cluster },
+    { startedAt, elapsedS, machine: facts, config, codec, notes: run.notes, scenarios: summary, cluster, presence },
     null,
     2
   )

@@ -9,12 +9,16 @@
  *   the others of the room, and bob (on B) gets it;
  * - server A sends to the id `bob`, who is connected to B;
  * - server B asks `alice`, who is connected to A, and gets her answer;
- * - server A counts the connections of the whole cluster.
+ * - server A counts the connections of the whole cluster;
+ * - presence: each instance reads the cluster's online count and the lobby's
+ *   members (display names the server set from a header) from its own replica;
+ * - server B joins alice (on A) to room `vip`: her client sees the join, and a
+ *   broadcast made right after reaches her; server A describes bob's connections.
  *
  * Then it shuts everything down and exits.
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import { Events, Message, Server } from "effect-neffos"
+import { Events, Message, Presence, Server } from "effect-neffos"
 import * as NatsStackExchange from "effect-neffos/NatsStackExchange"
 import * as NodeServer from "effect-neffos/NodeServer"
 import * as RedisStackExchange from "effect-neffos/RedisStackExchange"
@@ -23,6 +27,7 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Queue from "effect/Queue"
+import * as Stream from "effect/Stream"
 import * as neffos from "neffos.js"
 
 const useNats = process.argv.includes("--nats")
@@ -41,7 +46,14 @@ const instance = (name: string) => {
   const server = Server.layer({
     events,
     // the application names its users; here a header the client sends
-    idGenerator: (request) => request.headers["x-user"] ?? crypto.randomUUID()
+    idGenerator: (request) => request.headers["x-user"] ?? crypto.randomUUID(),
+    // who is online, on every instance; the server sets each connection's display name
+    presence: true,
+    onConnect: (conn) =>
+      Effect.flatMap(
+        Server.Server,
+        (self) => self.presence.setMetadata(conn, { name: `${conn.id[0].toUpperCase()}${conn.id.slice(1)}` })
+      )
   })
   return Effect.gen(function*() {
     const context = yield* Layer.build(
@@ -66,7 +78,9 @@ const user = (url: string, name: string, inbox: Queue.Queue<string>) =>
           chat: (_ns: neffos.NSConn, msg: neffos.Message) => void inbox.unsafeOffer(`${name} got chat: ${msg.Body}`),
           notice: (_ns: neffos.NSConn, msg: neffos.Message) =>
             void inbox.unsafeOffer(`${name} got notice: ${msg.Body}`),
-          whoami: () => neffos.reply(`I am ${name}, connected to ${url}`)
+          whoami: () => neffos.reply(`I am ${name}, connected to ${url}`),
+          _OnRoomJoined: (_ns: neffos.NSConn, msg: neffos.Message) =>
+            void (msg.Room === "vip" && inbox.unsafeOffer(`${name} was joined to ${msg.Room} by the server`))
         }
       }, { headers: { "X-User": name } })
     ),
@@ -97,6 +111,54 @@ const program = Effect.gen(function*() {
   yield* Effect.log(`server B asked alice: ${Message.bodyText(answer)}`)
 
   yield* Effect.log(`connections in the cluster, as server A counts them: ${yield* a.server.clusterConnectionCount}`)
+
+  // presence: every instance has the whole cluster's members, reads are local (no broker round trip)
+  yield* lobbyHas(b.server.presence, 2)
+  for (const [name, instance] of [["A", a], ["B", b]] as const) {
+    const online = yield* instance.server.presence.count("default")
+    yield* Effect.log(`online, as server ${name} sees it: ${online.connections} connections, ${online.ids} users`)
+  }
+  const lobby = yield* b.server.presence.members("default", "lobby")
+  for (const member of lobby) {
+    const where = member.instance === a.server.instanceId ? "A" : "B"
+    yield* Effect.log(
+      `in the lobby: ${member.metadata?.name} (${member.id}, on ${where}, since ${
+        new Date(member.joinedAt).toISOString()
+      })`
+    )
+  }
+
+  // remote control: B moves alice (on A) into a room; the call returns once her client joined
+  const joined = yield* b.server.joinRoom({ namespace: "default", id: "alice" }, "vip")
+  yield* Effect.log(
+    `joinRoom: ${joined.value.count} connection(s), complete: ${joined.complete}, per instance: ${
+      joined.instances.map((o) => `${o.instance === a.server.instanceId ? "A" : "B"} ${o._tag}`).join(", ")
+    }`
+  )
+  yield* Effect.log(yield* Queue.take(inbox))
+  yield* b.server.broadcast({ namespace: "default", room: "vip", event: "notice", body: "welcome to vip" })
+  yield* Effect.log(yield* Queue.take(inbox))
+  const info = yield* a.server.connectionsInfo({ id: "bob" })
+  for (const conn of info.value) {
+    yield* Effect.log(
+      `bob's connection ${conn.ref}: ${JSON.stringify(conn.namespaces)} ${JSON.stringify(conn.metadata)}`
+    )
+  }
 })
+
+/** Waits until the lobby has `n` members in this instance's view (its state, then its changes). */
+const lobbyHas = (presence: Presence.Presence, n: number) =>
+  presence.watch("default", "lobby").pipe(
+    Stream.scan(0, (count, event) =>
+      event._tag === "State"
+        ? event.members.length
+        : event._tag === "Join"
+        ? count + 1
+        : event._tag === "Leave"
+        ? count - 1
+        : count),
+    Stream.takeUntil((count) => count >= n),
+    Stream.runDrain
+  )
 
 NodeRuntime.runMain(Effect.scoped(program).pipe(Effect.timeout("20 seconds")))

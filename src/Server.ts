@@ -14,12 +14,14 @@ import * as Layer from "effect/Layer"
 import type * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
+import type * as Cluster from "./Cluster.js"
 import type * as Conn from "./Conn.js"
 import type * as Errors from "./Errors.js"
 import type * as Events from "./Events.js"
 import * as internal from "./internal/server.js"
 import * as internalConfig from "./internal/serverConfig.js"
 import type * as Message from "./Message.js"
+import type * as Presence from "./Presence.js"
 import type { RawSocket, SocketHandlers } from "./Transport.js"
 
 /**
@@ -178,6 +180,15 @@ export interface Options<E, R> {
    * handshake is not over half a second later are dropped too.
    */
   readonly shutdownTimeout?: Duration.DurationInput | undefined
+  /**
+   * Cluster-wide presence (`server.presence`): `true`, or options (client pushes,
+   * the diffs' gathering window, the changes' buffer). Off by default: with a
+   * `StackExchange` it costs a broker message per `diffInterval` (10 ms) with
+   * changes, and every instance holds the members of all.
+   */
+  readonly presence?: boolean | Presence.Options | undefined
+  /** instance liveness (heartbeat, TTL) and the default timeout of remote operations */
+  readonly cluster?: Cluster.Options | undefined
 }
 
 /**
@@ -231,6 +242,38 @@ export interface Server {
   /** the connections connected to a namespace, or joined to a room of it */
   readonly members: (namespace: string, room?: string) => Effect.Effect<ReadonlyArray<Conn.Conn>>
   readonly memberCount: (namespace: string, room?: string) => Effect.Effect<number>
+  /**
+   * Who is in a namespace or room on every instance, with counts and changes.
+   * Needs `presence` in the options; without it, its operations die.
+   */
+  readonly presence: Presence.Presence
+  /**
+   * Joins the target connections, on every instance, to a room of the target's
+   * namespace (server-initiated: each client answers, as with `ns.joinRoom`).
+   * Completes once every instance answered (or the timeout passed) and the
+   * instances' subscriptions are confirmed, so a broadcast made next reaches them.
+   */
+  readonly joinRoom: (
+    target: Cluster.NamespaceTarget,
+    room: string,
+    options?: Cluster.RemoteOptions
+  ) => Effect.Effect<Cluster.Result<Cluster.Applied>>
+  /** makes the target connections that are in the room leave it, on every instance */
+  readonly leaveRoom: (
+    target: Cluster.NamespaceTarget,
+    room: string,
+    options?: Cluster.RemoteOptions
+  ) => Effect.Effect<Cluster.Result<Cluster.Applied>>
+  /** closes the target connections on every instance (default code 1000), with one outcome per instance */
+  readonly disconnectConnections: (
+    target: Cluster.Target,
+    options?: Cluster.RemoteOptions & { readonly code?: number | undefined; readonly reason?: string | undefined }
+  ) => Effect.Effect<Cluster.Result<Cluster.Applied>>
+  /** describes the target connections of every instance: id, instance, namespaces, rooms, metadata */
+  readonly connectionsInfo: (
+    target: Cluster.Target,
+    options?: Cluster.RemoteOptions
+  ) => Effect.Effect<Cluster.Result<ReadonlyArray<Cluster.ConnectionInfo>>>
   /** lifecycle events from now on */
   readonly lifecycle: Stream.Stream<ServerEvent>
   /** a subscription to lifecycle events, for as long as the scope lives */

@@ -85,6 +85,8 @@ export interface LocalServer {
   readonly close: (id: string, code: number, reason: string) => number
   /** reports a broker loss or recovery as a server lifecycle event */
   readonly reportStatus: (status: Status) => void
+  /** a cluster message (heartbeat, presence, remote control) from another instance */
+  readonly cluster?: ((origin: string, payload: Uint8Array) => void) | undefined
 }
 
 /**
@@ -140,6 +142,17 @@ export interface Bridge {
     },
     timeout: Duration.DurationInput
   ) => Effect.Effect<Message.Message, Errors.AskError | Errors.ConnectionNotFound | Errors.StackExchangeError>
+  /**
+   * Publishes a cluster message of the server's own (heartbeats, presence,
+   * remote control) to every other instance, or to the instance `to`. Without
+   * `confirm` it is queued and completes at once (dropped and counted beyond the
+   * bound, failing while the broker is down); with `confirm` it waits that long at
+   * most for the broker to take it.
+   */
+  readonly cluster: (
+    payload: Uint8Array,
+    options: { readonly to?: string | undefined; readonly confirm?: Duration.DurationInput | undefined }
+  ) => Effect.Effect<void, Errors.StackExchangeError>
   /** connections of every instance */
   readonly connectionCount: Effect.Effect<number, Errors.StackExchangeError>
   /** closes the connections with this id on the other instances; returns how many */

@@ -37,3 +37,13 @@ export * as Client from "./Client.js"
  * @since 0.1.0
  */
 export * as Contract from "./Contract.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Presence from "./Presence.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Cluster from "./Cluster.js"

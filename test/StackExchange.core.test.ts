@@ -431,6 +431,8 @@ describe("envelopes", () => {
       { _tag: "Close", origin: "o", correlation: 8, id: "x", code: 4000, reason: "bye" },
       { _tag: "Count", origin: "o", correlation: 9 },
       { _tag: "Ack", correlation: 10, count: 3 },
+      { _tag: "Cluster", origin: "o", to: undefined, payload: new Uint8Array([123, 0, 255]) },
+      { _tag: "Cluster", origin: "o", to: "instance;2", payload: new Uint8Array() },
       { _tag: "Result", correlation: 11, outcome: { _tag: "Reply", message: reply } },
       {
         _tag: "Result",

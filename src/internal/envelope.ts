@@ -122,9 +122,11 @@ export type Envelope =
   | { readonly _tag: "Count"; readonly origin: string; readonly correlation: number }
   | { readonly _tag: "Ack"; readonly correlation: number; readonly count: number }
   | { readonly _tag: "Result"; readonly correlation: number; readonly outcome: Outcome }
+  /** the servers' own cluster messages (heartbeats, presence, remote control), to every instance or to `to` */
+  | { readonly _tag: "Cluster"; readonly origin: string; readonly to: string | undefined; readonly payload: Uint8Array }
 
 const VERSION = 1
-const kinds = ["", "Broadcast", "Send", "Ask", "Close", "Count", "Ack", "Result"] as const
+const kinds = ["", "Broadcast", "Send", "Ask", "Close", "Count", "Ack", "Result", "Cluster"] as const
 const kindCode = {
   Broadcast: 1,
   Send: 2,
@@ -132,7 +134,8 @@ const kindCode = {
   Close: 4,
   Count: 5,
   Ack: 6,
-  Result: 7
+  Result: 7,
+  Cluster: 8
 } satisfies Record<Envelope["_tag"], number>
 
 const failureTags = [
@@ -391,6 +394,12 @@ export const encode = (envelope: Envelope): Uint8Array => {
         writeFailure(w, envelope.outcome.error)
       }
       break
+    case "Cluster":
+      w.string(envelope.origin)
+      w.byte(envelope.to === undefined ? 0 : 1)
+      if (envelope.to !== undefined) w.string(envelope.to)
+      w.bytes(envelope.payload)
+      break
   }
   return w.done()
 }
@@ -446,6 +455,11 @@ export const decode = (payload: Uint8Array): Envelope | undefined => {
           ? { _tag: "Reply", message: readMessage(r) }
           : { _tag: "Failure", error: readFailure(r) }
         return { _tag: "Result", correlation, outcome }
+      }
+      case "Cluster": {
+        const origin = r.string()
+        const to = r.byte() === 1 ? r.string() : undefined
+        return { _tag: "Cluster", origin, to, payload: r.rest() }
       }
       default:
         return undefined

@@ -26,6 +26,7 @@ import type * as Message from "../Message.js"
 import type * as Server from "../Server.js"
 import type * as StackExchange from "../StackExchange.js"
 import * as Broadcast from "./broadcast.js"
+import * as Cluster from "./cluster.js"
 import type { ConnConfig, EventTable } from "./connConfig.js"
 import { protocol } from "./dispatch.js"
 import { failureOf, logsDebug } from "./failure.js"
@@ -131,6 +132,12 @@ export const make = <E, R>(
     const handshaking = new Set<ServerConn>()
     const instanceId = crypto.randomUUID()
     let bridge: StackExchange.Bridge | undefined
+    const cluster = yield* Cluster.make(
+      instanceId,
+      registry,
+      options.presence === true ? {} : options.presence === false ? undefined : options.presence,
+      options.cluster
+    )
     // the fibers of every connection (dispatchers, close sequences, onConnect) belong to the server:
     // releasing the layer interrupts whatever is still running
     const fibers = yield* FiberSet.make<unknown, unknown>()
@@ -168,6 +175,7 @@ export const make = <E, R>(
       namespaceChanged: (ns: ServerNSConn, added: boolean) => {
         const members = registry.namespaceChanged(ns.namespace, ns.conn, added)
         topicChanged({ _tag: "Namespace", namespace: ns.namespace }, members, added)
+        cluster.membershipChanged(ns.conn, ns.namespace, "", added)
         publish({
           _tag: added ? "NamespaceConnected" : "NamespaceDisconnected",
           conn: ns.conn,
@@ -179,6 +187,7 @@ export const make = <E, R>(
         const namespace = room.ns.namespace
         const members = registry.roomChanged(namespace, room.name, conn, added)
         topicChanged({ _tag: "Room", namespace, room: room.name }, members, added)
+        cluster.membershipChanged(conn, namespace, room.name, added)
         publish({ _tag: added ? "RoomJoined" : "RoomLeft", conn: conn, namespace, room: room.name })
       },
       handshake: (conn: ServerConn) => {
@@ -209,6 +218,8 @@ export const make = <E, R>(
       closed: (conn: ServerConn) =>
         Effect.gen(function*() {
           handshaking.delete(conn)
+          // onConnect may have set its metadata before refusing it
+          cluster.closed(conn)
           if (!conn.isAccepted) return
           const withId = registry.remove(conn)
           connectionsGauge.unsafeUpdate(HashMap.size(registry.snapshot.all), [])
@@ -383,8 +394,11 @@ export const make = <E, R>(
       count: (id, namespace) => withId(id, namespace).length,
       connectionCount: () => HashMap.size(registry.snapshot.all),
       close: closeLocal,
-      reportStatus: (status) =>
+      reportStatus: (status) => {
+        cluster.status(status)
         publish(status._tag === "Up" ? { _tag: "StackExchangeUp" } : { _tag: "StackExchangeDown", error: status.error })
+      },
+      cluster: cluster.receive
     }
 
     const shutdown = Effect.suspend(() => {
@@ -445,6 +459,11 @@ export const make = <E, R>(
           const found = members(s, namespace, room)
           return found === undefined ? 0 : HashMap.size(found)
         }),
+      presence: cluster.presence,
+      joinRoom: cluster.remote.joinRoom,
+      leaveRoom: cluster.remote.leaveRoom,
+      disconnectConnections: cluster.remote.disconnect,
+      connectionsInfo: cluster.remote.connectionsInfo,
       lifecycle: Stream.fromPubSub(lifecycle),
       subscribe: PubSub.subscribe(lifecycle),
       maxMessageSize: options.maxMessageSize ?? defaults.maxMessageSize,
@@ -458,7 +477,12 @@ export const make = <E, R>(
     yield* Effect.addFinalizer(() => shutdown)
     const exchange = yield* Effect.serviceOption(StackExchangeTag)
     if (Option.isSome(exchange)) {
-      bridge = yield* exchange.value.attach(localServer)
+      const attached = bridge = yield* exchange.value.attach(localServer)
+      yield* cluster.attach({
+        publish: (payload, to) => Effect.runSync(Effect.ignore(attached.cluster(payload, { to }))),
+        request: (payload, timeout) => attached.cluster(payload, { confirm: timeout }),
+        settled: exchange.value.settled
+      })
       // finalizers run last-first: shut down (the last broadcasts still cross) before detaching
       yield* Effect.addFinalizer(() => shutdown)
     }

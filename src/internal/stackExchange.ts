@@ -459,6 +459,13 @@ export const make = (
         case "Result":
           pending.get(received.correlation)?.result(received.outcome)
           return
+        case "Cluster": {
+          const targets = received.to === undefined ? others(received.origin) : others(received.origin).filter(
+            (local) => local.instanceId === received.to
+          )
+          for (const local of targets) local.cluster?.(received.origin, received.payload)
+          return
+        }
       }
     }
 
@@ -786,6 +793,19 @@ export const make = (
               )
             ),
           ask: (request, timeout) => guard("ask", ask(origin, request, timeout)),
+          cluster: (payload, { confirm, to }) =>
+            guard(
+              "cluster",
+              Effect.suspend(() => {
+                const channel = to === undefined ? names.all : names.inbox(to)
+                const message: envelope.Envelope = { _tag: "Cluster", origin, to, payload }
+                if (confirm !== undefined) {
+                  return Effect.asVoid(confirmed("cluster", channel, message, Duration.decode(confirm)))
+                }
+                const refused = post("cluster", channel, message)
+                return refused === undefined ? Effect.void : Effect.fail(refused)
+              })
+            ),
           connectionCount: guard(
             "count",
             Effect.map(
