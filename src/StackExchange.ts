@@ -85,6 +85,8 @@ export interface LocalServer {
   readonly close: (id: string, code: number, reason: string) => number
   /** reports a broker loss or recovery as a server lifecycle event */
   readonly reportStatus: (status: Status) => void
+  /** another instance's summary for the admin dashboard (`Bridge.info`) */
+  readonly info?: ((origin: string, payload: Uint8Array) => void) | undefined
 }
 
 /**
@@ -144,6 +146,12 @@ export interface Bridge {
   readonly connectionCount: Effect.Effect<number, Errors.StackExchangeError>
   /** closes the connections with this id on the other instances; returns how many */
   readonly close: (id: string, code: number, reason: string) => Effect.Effect<number, Errors.StackExchangeError>
+  /**
+   * Publishes this instance's summary to the other instances' `LocalServer.info`
+   * (the admin dashboard's heartbeat): queued like a broadcast, dropped when it
+   * cannot be.
+   */
+  readonly info?: ((payload: Uint8Array) => void) | undefined
 }
 
 /**
