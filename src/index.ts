@@ -37,3 +37,13 @@ export * as Client from "./Client.js"
  * @since 0.1.0
  */
 export * as Contract from "./Contract.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Metrics from "./Metrics.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Admin from "./Admin.js"

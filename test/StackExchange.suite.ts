@@ -27,6 +27,7 @@ import {
   oddNamespace,
   oddRoom
 } from "./StackExchange.kit.js"
+import { recorder } from "./tracing.js"
 
 export interface Backend {
   readonly name: string
@@ -280,6 +281,47 @@ export const suite = (backend: Backend) =>
         assert.isTrue(isTag("ConnectionNotFound")(notFound))
       }))
 
+    it.scopedLive("a cross-instance ask and send continue the caller's trace: the same trace id on both instances", () =>
+      Effect.gen(function*() {
+        const rec = recorder()
+        // both instances, their exchanges and the caller report to one tracer
+        const traced = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.withTracer(effect, rec.tracer)
+        const { instances } = yield* traced(cluster(backend, 2))
+        const [a, b] = instances
+        yield* connected(b.url, "default", "dave")
+        yield* settled(instances)
+
+        const answer = yield* traced(Effect.withSpan(
+          a.server.ask({ to: "dave", namespace: "default", event: "ping", body: "q" }),
+          "caller"
+        )).pipe(Effect.orDie)
+        assert.strictEqual(text(answer), "pong:q")
+        const caller = rec.named("caller")[0]
+        const onA = yield* rec.ended("the ask on A", (s) =>
+          s.name === "effect-neffos.ask default.ping" && s.attributes.get("neffos.instance_id") === a.server.instanceId)
+        const onB = yield* rec.ended("the ask on B", (s) =>
+          s.name === "effect-neffos.ask default.ping" && s.attributes.get("neffos.instance_id") === b.server.instanceId)
+        assert.strictEqual(onA.parentId, caller.spanId)
+        assert.isTrue(onA.attributes.get("neffos.cross_instance"))
+        assert.strictEqual(onB.traceId, caller.traceId)
+        assert.strictEqual(onB.parentId, onA.spanId)
+        assert.strictEqual(onB.attributes.get("neffos.connection_id"), "dave")
+
+        yield* traced(Effect.withSpan(
+          a.server.send("dave", { namespace: "default", event: "notice", body: "n" }),
+          "sender"
+        )).pipe(Effect.orDie)
+        const sender = rec.named("sender")[0]
+        const sent = yield* rec.ended("the send on A", (s) =>
+          s.name === "effect-neffos.send" && s.kind === "producer")
+        const delivered = yield* rec.ended("the send on B", (s) =>
+          s.name === "effect-neffos.send" && s.kind === "consumer")
+        assert.strictEqual(sent.parentId, sender.spanId)
+        assert.strictEqual(delivered.traceId, sender.traceId)
+        assert.strictEqual(delivered.parentId, sent.spanId)
+        assert.strictEqual(delivered.attributes.get("neffos.receivers"), 1)
+      }))
+
     it.scopedLive("binary bodies stay binary across instances", () =>
       Effect.gen(function*() {
         const { instances } = yield* cluster(backend, 2)
@@ -332,7 +374,8 @@ export const suite = (backend: Backend) =>
       Effect.gen(function*() {
         const { instances } = yield* cluster(backend, 3)
         const [a] = instances
-        const clients = yield* Effect.forEach(instances, (i) => connected(i.url, "default", undefined, "ordered"))
+        const clients = yield* Effect.forEach(instances, (i) =>
+          connected(i.url, "default", undefined, "ordered"))
         yield* settled(instances)
         const count = 1000
         for (let i = 0; i < count; i++) {
@@ -343,7 +386,11 @@ export const suite = (backend: Backend) =>
         for (const c of clients) {
           yield* c.awaitCount(count)
           const seq = c.received.map(text)
-          assert.deepStrictEqual(seq, Array.from({ length: count }, (_, i) => String(i)))
+          assert.deepStrictEqual(
+            seq,
+            Array.from({ length: count }, (_, i) =>
+              String(i))
+          )
         }
       }))
 
@@ -356,7 +403,9 @@ export const suite = (backend: Backend) =>
         const goneC = yield* connected(c.url, "default", "gone")
         yield* connected(c.url, "default")
         yield* settled(instances)
-        for (const i of instances) assert.strictEqual(yield* Effect.orDie(i.server.clusterConnectionCount), 4)
+        for (const i of instances) {
+          assert.strictEqual(yield* Effect.orDie(i.server.clusterConnectionCount), 4)
+        }
         const closed = yield* Effect.orDie(a.server.disconnect("gone", { code: 4000, reason: "bye" }))
         assert.strictEqual(closed, 2)
         yield* goneC.close
@@ -372,7 +421,8 @@ export const suite = (backend: Backend) =>
         yield* connected(a.url, "default", "keeper")
         const cycles = 1000
         yield* Effect.forEach(
-          Array.from({ length: cycles }, (_, i) => i),
+          Array.from({ length: cycles }, (_, i) =>
+            i),
           (i) =>
             Effect.scoped(Effect.gen(function*() {
               const namespace = i % 3 === 0 ? oddNamespace : "default"
@@ -387,7 +437,8 @@ export const suite = (backend: Backend) =>
           { concurrency: 16, discard: true }
         )
         // every cycle's close has been processed by its server
-        yield* Effect.forEach([a, b], (i) => Effect.repeatN(awaitEvent(i, "Disconnected"), cycles / 2 - 1), {
+        yield* Effect.forEach([a, b], (i) =>
+          Effect.repeatN(awaitEvent(i, "Disconnected"), cycles / 2 - 1), {
           discard: true
         })
         yield* settled(instances)
@@ -448,7 +499,10 @@ export const suite = (backend: Backend) =>
         const stream = yield* Effect.forkScoped(Effect.forever(
           Effect.suspend(() =>
             a.server.broadcast({ namespace: "default", event: "seq", body: String(next++) }).pipe(
-              Effect.catchTag("StackExchangeError", (error) => Effect.sync(() => errors.push(error))),
+              Effect.catchTag("StackExchangeError", (error) =>
+                Effect.sync(() =>
+                  errors.push(error)
+                )),
               Effect.zipRight(Effect.sleep("1 millis"))
             )
           )

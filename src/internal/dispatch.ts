@@ -168,9 +168,9 @@ const handleNow = (conn: AnyConn, m: Message.Message): boolean => {
     }
     if (Exit.isExit(effect)) {
       const exit = effect as Exit.Exit<void | Reply.Reply, unknown>
-      if (observe !== undefined) observe.handledNow(conn, m, started, exit)
+      const span = observe === undefined ? undefined : observe.handledNow(conn, m, started, exit)
       const after = answer(conn, m, exit)
-      if (after !== Effect.void) conn.config.fork(after)
+      if (after !== Effect.void) conn.config.fork(span === undefined ? after : Effect.withParentSpan(after, span))
     } else {
       enqueue(conn, complete(conn, m, effect, started))
       return true

@@ -507,29 +507,49 @@ export class Observer {
     answer: (exit: Exit.Exit<R, unknown>) => Effect.Effect<void>
   ): Effect.Effect<void> {
     const tracer = this.tracer
-    const run = Effect.flatMap(Effect.exit(effect), (exit) => {
+    const outcomeOf = (exit: Exit.Exit<R, unknown>) => {
       const outcome = handlerOutcome(exit)
       this.handled(m.namespace, outcome, performance.now() - started)
-      return tracer === undefined
-        ? answer(exit)
-        : Effect.zipRight(Effect.annotateCurrentSpan("neffos.outcome", outcome), answer(exit))
-    })
-    if (tracer === undefined) return run
+      return outcome
+    }
+    if (tracer === undefined) {
+      return Effect.flatMap(Effect.exit(effect), (exit) => {
+        outcomeOf(exit)
+        return answer(exit)
+      })
+    }
+    // the span ends with the handler's own outcome (a failure is an error status), its answer and log inside it
+    const traced = Effect.flatMap(
+      Effect.exit(effect),
+      (exit) =>
+        Effect.annotateCurrentSpan("neffos.outcome", outcomeOf(exit)).pipe(
+          Effect.zipRight(answer(exit)),
+          Effect.zipRight(exit)
+        )
+    )
     const parent = parentOf(m)
-    return Effect.withSpan(run, `effect-neffos.handle ${m.namespace}.${m.event}`, {
+    return Effect.withSpan(traced, `effect-neffos.handle ${m.namespace}.${m.event}`, {
       kind: m.wait.length > 0 ? "server" : "consumer",
       attributes: this.handlerAttributes(conn, m),
       captureStackTrace: false,
       ...(parent === undefined ? { root: true } : { parent })
-    })
+    }).pipe(Effect.exit, Effect.asVoid)
   }
 
-  /** A handler that completed when it was called (the reader's fast path): timed, and a span made and ended now. */
-  handledNow(conn: Observed, m: Message.Message, started: number, exit: Exit.Exit<unknown, unknown>): void {
+  /**
+   * A handler that completed when it was called (the reader's fast path): timed,
+   * and a span made and ended now, returned so that the failure's log can name it.
+   */
+  handledNow(
+    conn: Observed,
+    m: Message.Message,
+    started: number,
+    exit: Exit.Exit<unknown, unknown>
+  ): Tracer.Span | undefined {
     const outcome = handlerOutcome(exit)
     this.handled(m.namespace, outcome, performance.now() - started)
     const tracer = this.tracer
-    if (tracer === undefined) return
+    if (tracer === undefined) return undefined
     const span = startSpan(
       tracer,
       this.clock,
@@ -540,6 +560,7 @@ export class Observer {
     )
     span.attribute("neffos.outcome", outcome)
     span.end(this.clock.unsafeCurrentTimeNanos(), exit)
+    return span
   }
 
   // ---------------------------------------------------------------------------

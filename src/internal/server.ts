@@ -557,7 +557,7 @@ export const make = <E, R>(
       startedAt: Date.now(),
       observer,
       registry,
-      lastSample: () => observed.sample,
+      measure: () => observed.measure(),
       publishInfo: (payload) => bridge?.info?.(payload),
       infoListeners
     })

@@ -35,7 +35,8 @@ export interface ServerView {
   readonly startedAt: number
   readonly observer: observe.Observer
   readonly registry: Registry<ServerConn>
-  readonly lastSample: () => OutboxSample
+  /** the largest outboxes now */
+  readonly measure: () => OutboxSample
   /** publishes this instance's summary to the other instances (nothing without a stack exchange) */
   readonly publishInfo: (payload: Uint8Array) => void
   /** who receives the other instances' summaries */
@@ -52,7 +53,6 @@ const FULLEST = 5
 export class ServerObserver {
   private readonly handshakeSpans = new WeakMap<ServerConn, Tracer.Span>()
   private readonly connectionSpans = new WeakMap<ServerConn, Tracer.Span>()
-  sample: OutboxSample = { highWater: 0, fullest: [] }
 
   constructor(readonly observer: observe.Observer, private readonly registry: Registry<ServerConn>) {}
 
@@ -151,8 +151,7 @@ export class ServerObserver {
       smallest = fullest.length === FULLEST ? Math.min(...fullest.map((f) => f.frames)) : 0
     }
     fullest.sort((a, b) => b.frames - a.frames)
-    this.sample = { highWater, fullest }
     observe.outboxHighWater.unsafeUpdate(highWater, [])
-    return this.sample
+    return { highWater, fullest }
   }
 }
