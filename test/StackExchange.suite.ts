@@ -2,6 +2,7 @@
  * The cross-instance suite, run against every backend by its own test file.
  */
 import { assert, describe, it } from "@effect/vitest"
+import * as Admin from "effect-neffos/Admin"
 import type * as Errors from "effect-neffos/Errors"
 import * as Message from "effect-neffos/Message"
 import * as StackExchange from "effect-neffos/StackExchange"
@@ -322,6 +323,38 @@ export const suite = (backend: Backend) =>
         assert.strictEqual(delivered.attributes.get("neffos.receivers"), 1)
       }))
 
+    it.scopedLive("the admin dashboard of one instance shows every instance, and forgets one that stopped", () =>
+      Effect.gen(function*() {
+        const { instances } = yield* cluster(backend, 2)
+        const [a, b] = instances
+        yield* connected(b.url, "default", "erin", "kitchen")
+        yield* settled(instances)
+        const often = { interval: "50 millis", heartbeat: "50 millis", expiry: "400 millis" } as const
+        const adminA = yield* Admin.make(a.server, often)
+        const scopeB = yield* Scope.make()
+        yield* Admin.make(b.server, often).pipe(Scope.extend(scopeB))
+        const seen = (count: number) =>
+          within(
+            Effect.repeat(Effect.zipLeft(adminA.state, Effect.sleep("20 millis")), {
+              until: (state) =>
+                state.instances.length === count
+            }),
+            "5 seconds",
+            `${count} instances on A's dashboard`
+          )
+        const state = yield* seen(2)
+        assert.strictEqual(state.instances[0].instance, a.server.instanceId)
+        const fromB = state.instances.find((i) =>
+          i.instance === b.server.instanceId
+        )!
+        assert.strictEqual(fromB.connections, 1)
+        assert.deepStrictEqual(fromB.rooms, [{ namespace: "default", room: "kitchen", members: 1 }])
+        assert.strictEqual(fromB.broker, "up")
+        // B's sampler stops: A drops it after `expiry`
+        yield* Scope.close(scopeB, Exit.void)
+        yield* seen(1)
+      }))
+
     it.scopedLive("binary bodies stay binary across instances", () =>
       Effect.gen(function*() {
         const { instances } = yield* cluster(backend, 2)
@@ -437,8 +470,7 @@ export const suite = (backend: Backend) =>
           { concurrency: 16, discard: true }
         )
         // every cycle's close has been processed by its server
-        yield* Effect.forEach([a, b], (i) =>
-          Effect.repeatN(awaitEvent(i, "Disconnected"), cycles / 2 - 1), {
+        yield* Effect.forEach([a, b], (i) => Effect.repeatN(awaitEvent(i, "Disconnected"), cycles / 2 - 1), {
           discard: true
         })
         yield* settled(instances)
@@ -499,10 +531,7 @@ export const suite = (backend: Backend) =>
         const stream = yield* Effect.forkScoped(Effect.forever(
           Effect.suspend(() =>
             a.server.broadcast({ namespace: "default", event: "seq", body: String(next++) }).pipe(
-              Effect.catchTag("StackExchangeError", (error) =>
-                Effect.sync(() =>
-                  errors.push(error)
-                )),
+              Effect.catchTag("StackExchangeError", (error) => Effect.sync(() => errors.push(error))),
               Effect.zipRight(Effect.sleep("1 millis"))
             )
           )

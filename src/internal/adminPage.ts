@@ -27,18 +27,18 @@ export const page = `<!doctype html>
   #status .dot { width: 9px; height: 9px; border-radius: 50%; background: var(--orange); }
   #status.live .dot { background: var(--green); }
   main { padding: 16px 20px; display: grid; gap: 16px; }
-  .cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(150px, 1fr)); gap: 12px; }
+  .cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(128px, 1fr)); gap: 10px; }
   .card { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 10px 12px; }
-  .card .label { color: var(--muted); font-size: 12px; text-transform: uppercase; letter-spacing: .04em; }
-  .card .value { font-size: 22px; font-weight: 600; margin-top: 2px; font-variant-numeric: tabular-nums; }
+  .card .label { color: var(--muted); font-size: 12px; white-space: nowrap; }
+  .card .value { font-size: 21px; font-weight: 600; margin-top: 2px; font-variant-numeric: tabular-nums; white-space: nowrap; }
   .card .value.bad { color: var(--red); }
   .charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(330px, 1fr)); gap: 12px; }
-  .panel { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 10px 12px; min-width: 0; }
+  .panel { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 10px 12px; min-width: 0; overflow-x: auto; }
   .panel h2 { font-size: 13px; margin: 0 0 6px; font-weight: 600; }
   .legend { display: flex; gap: 12px; font-size: 12px; color: var(--muted); margin-bottom: 4px; }
   .legend i { display: inline-block; width: 10px; height: 3px; margin-right: 4px; vertical-align: middle; }
-  svg { width: 100%; height: 150px; display: block; }
-  .tables { display: grid; grid-template-columns: repeat(auto-fit, minmax(330px, 1fr)); gap: 12px; }
+  svg { width: 100%; height: auto; display: block; }
+  .tables { display: grid; grid-template-columns: repeat(auto-fit, minmax(420px, 1fr)); gap: 12px; }
   table { width: 100%; border-collapse: collapse; font-variant-numeric: tabular-nums; }
   th, td { text-align: left; padding: 4px 6px; border-bottom: 1px solid var(--line); white-space: nowrap; overflow: hidden; text-overflow: ellipsis; max-width: 220px; }
   th { color: var(--muted); font-weight: 500; font-size: 12px; }
@@ -60,8 +60,8 @@ export const page = `<!doctype html>
     <div class="card"><div class="label">Instances</div><div class="value" id="instances">–</div></div>
     <div class="card"><div class="label">Messages in /s</div><div class="value" id="rate-in">–</div></div>
     <div class="card"><div class="label">Messages out /s</div><div class="value" id="rate-out">–</div></div>
-    <div class="card"><div class="label">Ask p50 / p99</div><div class="value" id="ask">–</div></div>
-    <div class="card"><div class="label">Handler p99</div><div class="value" id="handler">–</div></div>
+    <div class="card"><div class="label">Ask p50 / p99 (ms)</div><div class="value" id="ask">–</div></div>
+    <div class="card"><div class="label">Handler p99 (ms)</div><div class="value" id="handler">–</div></div>
     <div class="card"><div class="label">Outbox drops</div><div class="value" id="dropped">–</div></div>
     <div class="card"><div class="label">Slow consumers</div><div class="value" id="slow">–</div></div>
     <div class="card"><div class="label">Broker</div><div class="value" id="broker">–</div></div>
@@ -69,13 +69,13 @@ export const page = `<!doctype html>
   <section class="charts">
     <div class="panel"><h2>Connections</h2>
       <div class="legend"><span><i style="background:var(--blue)"></i>all instances</span></div>
-      <svg id="chart-connections" viewBox="0 0 560 150" preserveAspectRatio="none" data-points="0"></svg></div>
+      <svg id="chart-connections" viewBox="0 0 400 150" data-points="0"></svg></div>
     <div class="panel"><h2>Messages per second</h2>
       <div class="legend"><span><i style="background:var(--green)"></i>in</span><span><i style="background:var(--orange)"></i>out</span></div>
-      <svg id="chart-messages" viewBox="0 0 560 150" preserveAspectRatio="none" data-points="0"></svg></div>
+      <svg id="chart-messages" viewBox="0 0 400 150" data-points="0"></svg></div>
     <div class="panel"><h2>Server ask latency (ms)</h2>
       <div class="legend"><span><i style="background:var(--blue)"></i>p50</span><span><i style="background:var(--red)"></i>p99</span></div>
-      <svg id="chart-latency" viewBox="0 0 560 150" preserveAspectRatio="none" data-points="0"></svg></div>
+      <svg id="chart-latency" viewBox="0 0 400 150" data-points="0"></svg></div>
   </section>
   <section class="tables">
     <div class="panel"><h2>Instances</h2><table id="table-instances"><thead><tr>
@@ -123,7 +123,7 @@ export const page = `<!doctype html>
 
   const chart = (id, series) => {
     const svg = $(id)
-    const w = 560, h = 150, left = 34, top = 8, bottom = 18
+    const w = 400, h = 150, left = 34, top = 8, bottom = 18
     const n = Math.max(...series.map((s) => s.values.length), 0)
     let max = 0
     for (const s of series) for (const v of s.values) if (v !== null && v > max) max = v
@@ -135,11 +135,11 @@ export const page = `<!doctype html>
     for (const f of [0, 0.5, 1]) {
       const v = top_ * f, yy = y(v).toFixed(1)
       out += '<line x1="' + left + '" x2="' + w + '" y1="' + yy + '" y2="' + yy + '" stroke="#e3e6ec"/>'
-      out += '<text x="' + (left - 4) + '" y="' + (Number(yy) + 4) + '" font-size="10" text-anchor="end" fill="#6b7385">' + fmt(Math.round(v * 100) / 100) + '</text>'
+      out += '<text x="' + (left - 4) + '" y="' + (Number(yy) + 4) + '" font-size="11" text-anchor="end" fill="#6b7385">' + fmt(Math.round(v * 100) / 100) + '</text>'
     }
     const span = n > 1 ? Math.round(((n - 1) * state.interval) / 1000) : 0
-    out += '<text x="' + left + '" y="' + (h - 4) + '" font-size="10" fill="#6b7385">-' + span + ' s</text>'
-    out += '<text x="' + w + '" y="' + (h - 4) + '" font-size="10" text-anchor="end" fill="#6b7385">now</text>'
+    out += '<text x="' + left + '" y="' + (h - 4) + '" font-size="11" fill="#6b7385">-' + span + ' s</text>'
+    out += '<text x="' + w + '" y="' + (h - 4) + '" font-size="11" text-anchor="end" fill="#6b7385">now</text>'
     for (const s of series) {
       let d = "", pen = false
       s.values.forEach((v, i) => {
