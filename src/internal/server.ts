@@ -171,7 +171,8 @@ export const make = <E, R>(
     })
     const keepAlive = Duration.toMillis(options.pingInterval ?? defaults.pingInterval) > 0
     yield* Effect.forkScoped(timers.run)
-    yield* Effect.forkScoped(observed.sampler)
+    // once a second: the message counters flushed, the outbox high-water mark measured
+    if (observer.metrics) yield* Effect.forkScoped(observed.sampler)
 
     /** A topic gained its first local member or lost its last one: the exchange subscribes or unsubscribes. */
     const topicChanged = (topic: StackExchange.Topic, members: number, added: boolean) => {
