@@ -19,7 +19,6 @@ import type * as MetricPair from "effect/MetricPair"
 import * as contract from "./internal/contract.js"
 import * as observe from "./internal/observe.js"
 import * as prometheusText from "./internal/prometheus.js"
-import * as stackExchange from "./internal/stackExchange.js"
 
 type Histogram = Metric.Metric<MetricKeyType.MetricKeyType.Histogram, number, unknown>
 
@@ -160,7 +159,7 @@ export const brokerUp: Metric.Metric.Gauge<number> = observe.brokerUp
  * @since 0.1.0
  * @category stack exchange
  */
-export const brokerFailures: Metric.Metric.Counter<number> = stackExchange.failures
+export const brokerFailures: Metric.Metric.Counter<number> = observe.failures
 
 /**
  * Publishes to the broker that failed: refused while the broker was down, or a
@@ -177,7 +176,7 @@ export const publishFailures: Metric.Metric.Counter<number> = observe.publishFai
  * @since 0.1.0
  * @category stack exchange
  */
-export const droppedPublishes: Metric.Metric.Counter<number> = stackExchange.droppedPublishes
+export const droppedPublishes: Metric.Metric.Counter<number> = observe.droppedPublishes
 
 /**
  * Payloads of a typed contract that did not decode, by `part`.

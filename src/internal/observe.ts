@@ -141,6 +141,18 @@ export const brokerUp = Metric.gauge("effect_neffos_stack_exchange_up", {
 })
 
 /** @internal */
+export const failures = counter(
+  "effect_neffos_stack_exchange_failures",
+  "stack exchange operations that failed because of the broker (publish, request, subscribe, connection)"
+)
+
+/** @internal */
+export const droppedPublishes = counter(
+  "effect_neffos_stack_exchange_dropped_publishes",
+  "publishes dropped because too many were waiting for the broker (maxPendingPublishes, maxPendingBytes)"
+)
+
+/** @internal */
 export const publishFailures = counter(
   "effect_neffos_stack_exchange_publish_failures",
   "publishes to the broker that failed (broker down, or the batch was refused)"

@@ -6,7 +6,6 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as FiberSet from "effect/FiberSet"
-import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as Schedule from "effect/Schedule"
@@ -17,19 +16,10 @@ import type * as Message from "../Message.js"
 import type * as StackExchange from "../StackExchange.js"
 import * as envelope from "./envelope.js"
 import * as msg from "./message.js"
-import { brokerUp, installedTracer, publishFailures, startSpan } from "./observe.js"
+import { brokerUp, droppedPublishes, failures, installedTracer, publishFailures, startSpan } from "./observe.js"
 
 /** @internal */
-export const failures = Metric.counter("effect_neffos_stack_exchange_failures", {
-  description: "stack exchange operations that failed because of the broker (publish, request, subscribe, connection)",
-  incremental: true
-})
-
-/** @internal */
-export const droppedPublishes = Metric.counter("effect_neffos_stack_exchange_dropped_publishes", {
-  description: "publishes dropped because too many were waiting for the broker (maxPendingPublishes, maxPendingBytes)",
-  incremental: true
-})
+export { droppedPublishes, failures } from "./observe.js"
 
 const defaults = {
   prefix: "neffos",
