@@ -11,6 +11,7 @@ import * as Metrics from "effect-neffos/Metrics"
 import * as Reply from "effect-neffos/Reply"
 import * as Server from "effect-neffos/Server"
 import * as TestServer from "effect-neffos/TestServer"
+import type { RawSocket } from "effect-neffos/Transport"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
@@ -21,6 +22,8 @@ import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
+import * as Stream from "effect/Stream"
 import * as Tracer from "effect/Tracer"
 import { installedTracer } from "../src/internal/observe.js"
 import { recorder } from "./tracing.js"
@@ -267,6 +270,36 @@ describe("Metrics", () => {
         0
       )
       assert.strictEqual((yield* valueOf(Metrics.disconnects, { code: "1000" })) - closed1000, 2)
+    }))
+
+  it.scopedLive("a client counts its reconnects and their attempts", () =>
+    Effect.gen(function*() {
+      const { test } = yield* kit()
+      const ok = yield* valueOf(Metrics.clientReconnects, { outcome: "ok" })
+      const attempts = (yield* Metric.value(Metrics.clientReconnectAttempts)).count
+      let socket: RawSocket | undefined
+      const transport: Client.ClientTransport = {
+        open: (url, options) =>
+          Effect.map(test.clientTransport.open(url, options), (opened) => {
+            socket = opened.socket
+            return opened
+          })
+      }
+      const conn = yield* Client.dial("ws://test/", {
+        events: Events.client({ default: {} }),
+        reconnect: Schedule.spaced("10 millis"),
+        reconnectProbe: "direct"
+      }).pipe(Effect.provideService(Client.ClientTransport, transport))
+      yield* conn.connect("default")
+      socket!.terminate()
+      yield* conn.state.pipe(
+        Stream.filter((state) => state._tag === "Open" && conn.reconnectTries > 0),
+        Stream.runHead,
+        Effect.timeoutFail({ duration: "2 seconds", onTimeout: () => new Error("no reconnect") }),
+        Effect.orDie
+      )
+      assert.strictEqual((yield* valueOf(Metrics.clientReconnects, { outcome: "ok" })) - ok, 1)
+      assert.isAtLeast((yield* Metric.value(Metrics.clientReconnectAttempts)).count - attempts, 1)
     }))
 
   it.scopedLive("metrics: false leaves messages uncounted; the rare events are still counted", () =>
