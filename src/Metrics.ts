@@ -17,6 +17,7 @@ import * as Metric from "effect/Metric"
 import type * as MetricKeyType from "effect/MetricKeyType"
 import type * as MetricPair from "effect/MetricPair"
 import * as contract from "./internal/contract.js"
+import * as metrics from "./internal/metrics.js"
 import * as observe from "./internal/observe.js"
 import * as prometheusText from "./internal/prometheus.js"
 
@@ -28,7 +29,7 @@ type Histogram = Metric.Metric<MetricKeyType.MetricKeyType.Histogram, number, un
  * @since 0.1.0
  * @category server
  */
-export const connections: Metric.Metric.Gauge<number> = observe.connections
+export const connections: Metric.Metric.Gauge<number> = metrics.connections
 
 /**
  * Connections connected to each namespace: a gauge labelled `namespace`.
@@ -36,7 +37,7 @@ export const connections: Metric.Metric.Gauge<number> = observe.connections
  * @since 0.1.0
  * @category server
  */
-export const namespaceConnections: Metric.Metric.Gauge<number> = observe.namespaceConnections
+export const namespaceConnections: Metric.Metric.Gauge<number> = metrics.namespaceConnections
 
 /**
  * Handshakes by `outcome`: `accepted`, `refused` (`onConnect` failed: `H<reason>`),
@@ -46,7 +47,7 @@ export const namespaceConnections: Metric.Metric.Gauge<number> = observe.namespa
  * @since 0.1.0
  * @category server
  */
-export const handshakes: Metric.Metric.Counter<number> = observe.handshakes
+export const handshakes: Metric.Metric.Counter<number> = metrics.handshakes
 
 /**
  * Closed connections by close `code` (1000, 1001, 1006, 1008…).
@@ -54,7 +55,7 @@ export const handshakes: Metric.Metric.Counter<number> = observe.handshakes
  * @since 0.1.0
  * @category server
  */
-export const disconnects: Metric.Metric.Counter<number> = observe.disconnects
+export const disconnects: Metric.Metric.Counter<number> = metrics.disconnects
 
 /**
  * Messages the server's connections read, by `namespace` (namespaces the server
@@ -63,7 +64,7 @@ export const disconnects: Metric.Metric.Counter<number> = observe.disconnects
  * @since 0.1.0
  * @category server
  */
-export const messagesReceived: Metric.Metric.Counter<number> = observe.messagesReceived
+export const messagesReceived: Metric.Metric.Counter<number> = metrics.messagesReceived
 
 /**
  * Bytes of the messages the server's connections read, by `namespace` (a text
@@ -72,7 +73,7 @@ export const messagesReceived: Metric.Metric.Counter<number> = observe.messagesR
  * @since 0.1.0
  * @category server
  */
-export const bytesReceived: Metric.Metric.Counter<number> = observe.bytesReceived
+export const bytesReceived: Metric.Metric.Counter<number> = metrics.bytesReceived
 
 /**
  * Messages the server sent, by `namespace`: a broadcast counts once per receiver
@@ -82,7 +83,7 @@ export const bytesReceived: Metric.Metric.Counter<number> = observe.bytesReceive
  * @since 0.1.0
  * @category server
  */
-export const messagesSent: Metric.Metric.Counter<number> = observe.messagesSent
+export const messagesSent: Metric.Metric.Counter<number> = metrics.messagesSent
 
 /**
  * Bytes of the messages the server sent, by `namespace`.
@@ -90,7 +91,7 @@ export const messagesSent: Metric.Metric.Counter<number> = observe.messagesSent
  * @since 0.1.0
  * @category server
  */
-export const bytesSent: Metric.Metric.Counter<number> = observe.bytesSent
+export const bytesSent: Metric.Metric.Counter<number> = metrics.bytesSent
 
 /**
  * How long server handlers ran, in seconds, by `namespace` and `outcome` (`ok`,
@@ -99,7 +100,7 @@ export const bytesSent: Metric.Metric.Counter<number> = observe.bytesSent
  * @since 0.1.0
  * @category server
  */
-export const handlerDuration: Histogram = observe.handlerDuration
+export const handlerDuration: Histogram = metrics.handlerDuration
 
 /**
  * Server asks to a client (`ns.ask`, `server.ask`), in seconds until the reply, by
@@ -108,7 +109,7 @@ export const handlerDuration: Histogram = observe.handlerDuration
  * @since 0.1.0
  * @category server
  */
-export const askDuration: Histogram = observe.askDuration
+export const askDuration: Histogram = metrics.askDuration
 
 /**
  * Frames dropped by outbox overflow policies, by `policy` (`sliding`, `dropping`,
@@ -117,7 +118,7 @@ export const askDuration: Histogram = observe.askDuration
  * @since 0.1.0
  * @category server
  */
-export const droppedFrames: Metric.Metric.Counter<number> = observe.droppedFrames
+export const droppedFrames: Metric.Metric.Counter<number> = metrics.droppedFrames
 
 /**
  * The largest outbox among a server's connections, in frames, sampled every second.
@@ -125,7 +126,7 @@ export const droppedFrames: Metric.Metric.Counter<number> = observe.droppedFrame
  * @since 0.1.0
  * @category server
  */
-export const outboxHighWater: Metric.Metric.Gauge<number> = observe.outboxHighWater
+export const outboxHighWater: Metric.Metric.Gauge<number> = metrics.outboxHighWater
 
 /**
  * Receivers a strict broadcast had to wait for (their outbox was full).
@@ -133,7 +134,7 @@ export const outboxHighWater: Metric.Metric.Gauge<number> = observe.outboxHighWa
  * @since 0.1.0
  * @category server
  */
-export const strictWaits: Metric.Metric.Counter<number> = observe.strictWaits
+export const strictWaits: Metric.Metric.Counter<number> = metrics.strictWaits
 
 /**
  * Connections closed as slow consumers (the `disconnect` policy, or a strict
@@ -142,7 +143,7 @@ export const strictWaits: Metric.Metric.Counter<number> = observe.strictWaits
  * @since 0.1.0
  * @category server
  */
-export const slowConsumerDisconnects: Metric.Metric.Counter<number> = observe.slowConsumerDisconnects
+export const slowConsumerDisconnects: Metric.Metric.Counter<number> = metrics.slowConsumerDisconnects
 
 /**
  * 1 while the stack exchange's broker is up, 0 while it is down.
@@ -150,7 +151,7 @@ export const slowConsumerDisconnects: Metric.Metric.Counter<number> = observe.sl
  * @since 0.1.0
  * @category stack exchange
  */
-export const brokerUp: Metric.Metric.Gauge<number> = observe.brokerUp
+export const brokerUp: Metric.Metric.Gauge<number> = metrics.brokerUp
 
 /**
  * Operations that failed because of the broker (publishes, requests, subscription
@@ -159,7 +160,7 @@ export const brokerUp: Metric.Metric.Gauge<number> = observe.brokerUp
  * @since 0.1.0
  * @category stack exchange
  */
-export const brokerFailures: Metric.Metric.Counter<number> = observe.failures
+export const brokerFailures: Metric.Metric.Counter<number> = metrics.failures
 
 /**
  * Publishes to the broker that failed: refused while the broker was down, or a
@@ -168,7 +169,7 @@ export const brokerFailures: Metric.Metric.Counter<number> = observe.failures
  * @since 0.1.0
  * @category stack exchange
  */
-export const publishFailures: Metric.Metric.Counter<number> = observe.publishFailures
+export const publishFailures: Metric.Metric.Counter<number> = metrics.publishFailures
 
 /**
  * Publishes dropped because `maxPendingPublishes` or `maxPendingBytes` were waiting.
@@ -176,7 +177,7 @@ export const publishFailures: Metric.Metric.Counter<number> = observe.publishFai
  * @since 0.1.0
  * @category stack exchange
  */
-export const droppedPublishes: Metric.Metric.Counter<number> = observe.droppedPublishes
+export const droppedPublishes: Metric.Metric.Counter<number> = metrics.droppedPublishes
 
 /**
  * Payloads of a typed contract that did not decode, by `part`.
@@ -192,7 +193,7 @@ export const decodeFailures: Metric.Metric.Counter<number> = contract.metrics.de
  * @since 0.1.0
  * @category client
  */
-export const clientAskDuration: Histogram = observe.clientAskDuration
+export const clientAskDuration: Histogram = metrics.clientAskDuration
 
 /**
  * Client reconnects by `outcome`: `ok`, or `gave_up` (the schedule ended).
@@ -200,7 +201,7 @@ export const clientAskDuration: Histogram = observe.clientAskDuration
  * @since 0.1.0
  * @category client
  */
-export const clientReconnects: Metric.Metric.Counter<number> = observe.clientReconnects
+export const clientReconnects: Metric.Metric.Counter<number> = metrics.clientReconnects
 
 /**
  * Client reconnect attempts.
@@ -208,7 +209,7 @@ export const clientReconnects: Metric.Metric.Counter<number> = observe.clientRec
  * @since 0.1.0
  * @category client
  */
-export const clientReconnectAttempts: Metric.Metric.Counter<number> = observe.clientReconnectAttempts
+export const clientReconnectAttempts: Metric.Metric.Counter<number> = metrics.clientReconnectAttempts
 
 /**
  * Hands what the servers of the process counted since the last second to their counters.

@@ -25,7 +25,7 @@ import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
 import * as Tracer from "effect/Tracer"
-import { installedTracer } from "../src/internal/observe.js"
+import { installedTracer } from "../src/internal/trace.js"
 import { recorder } from "./tracing.js"
 
 class Refused extends Data.TaggedError("Refused")<{ readonly message: string }> {}

@@ -19,7 +19,8 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type * as Admin from "../Admin.js"
 import type * as Server from "../Server.js"
-import { type Buckets, durationBoundaries } from "./observe.js"
+import { durationBoundaries } from "./metrics.js"
+import type { Buckets } from "./observe.js"
 import { type OutboxSample, type ServerView, views } from "./serverObserve.js"
 
 /** @internal */

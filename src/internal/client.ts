@@ -19,6 +19,7 @@ import { type Ack, ClientConn, type ClientConnConfig, type ConnectionState } fro
 import type { EventTable, Gate } from "./connConfig.js"
 import { protocol } from "./dispatch.js"
 import { logsDebug } from "./failure.js"
+import * as Metrics from "./metrics.js"
 import * as Observe from "./observe.js"
 import type { RawSocket, SocketHandlers } from "./transport.js"
 
@@ -342,13 +343,13 @@ export const dial = <E, R>(
       Effect.gen(function*() {
         const once = Effect.suspend(() => {
           attempt++
-          Observe.clientReconnectAttempts.unsafeUpdate(1, [])
+          Metrics.clientReconnectAttempts.unsafeUpdate(1, [])
           setState({ _tag: "Reconnecting", attempt, code, reason })
           return attemptOnce({ "X-Websocket-Reconnect": String(attempt) }, probeFirst)
         })
         const result = yield* Effect.either(retrying(once))
         reconnecting = false
-        Observe.clientReconnects.unsafeUpdate(1, Observe.label("outcome", result._tag === "Left" ? "gave_up" : "ok"))
+        Metrics.clientReconnects.unsafeUpdate(1, Metrics.label("outcome", result._tag === "Left" ? "gave_up" : "ok"))
         if (result._tag === "Left") {
           yield* conn.close({ code: 1000, reason: result.left.message })
           return

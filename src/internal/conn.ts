@@ -37,8 +37,9 @@ import {
 import { describe } from "./failure.js"
 import type { Fifo } from "./fifo.js"
 import * as msg from "./message.js"
-import { frameLength, isTracedEmit, untraceEmit } from "./observe.js"
+import { frameLength } from "./observe.js"
 import { type Frame, nextTurn, OfferResult, Outbox } from "./outbox.js"
+import { isTracedEmit, untraceEmit } from "./trace.js"
 import type { RawSocket, SocketHandlers } from "./transport.js"
 
 type PendingReply = (reply: Message.Message | undefined) => void

@@ -1,12 +1,8 @@
 /**
- * Observability below the connection core: the package's Effect metrics, one
- * `Observer` per server or client that counts and times what its connections do,
- * the tracer it reports spans to (none when only Effect's default tracer is
- * there), and the trace context a client can put in a message's `wait` token.
- *
- * Cost: the hot paths do plain arithmetic. Messages and bytes are added to
- * per-namespace numbers and handed to the Effect counters once a second (and
- * whenever `/metrics` or the dashboard reads them); histograms are updated per
+ * The `Observer` of a server or a client: it counts, times and traces what the
+ * connections do. Cost: the hot paths do plain arithmetic. Messages and bytes are
+ * added to per-namespace numbers and handed to the Effect counters once a second
+ * (and whenever `/metrics` or the dashboard reads them); histograms are updated per
  * handler run and per ask through a cached label set; the fan-out path counts once
  * per broadcast, never per receiver. Without a tracer no span is made at all.
  *
@@ -14,184 +10,27 @@
  */
 import * as Cause from "effect/Cause"
 import type * as Clock from "effect/Clock"
-import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import * as FiberRef from "effect/FiberRef"
-import * as Metric from "effect/Metric"
-import * as MetricBoundaries from "effect/MetricBoundaries"
 import * as MetricLabel from "effect/MetricLabel"
 import * as Option from "effect/Option"
 import * as Tracer from "effect/Tracer"
 import type * as Message from "../Message.js"
-import * as msg from "./message.js"
-
-// -----------------------------------------------------------------------------
-// metrics
-// -----------------------------------------------------------------------------
-
-/** Seconds, from 100 µs to 30 s: handler runs and asks. @internal */
-export const durationBoundaries: ReadonlyArray<number> = [
-  0.0001,
-  0.00025,
-  0.0005,
-  0.001,
-  0.0025,
-  0.005,
-  0.01,
-  0.025,
-  0.05,
-  0.1,
-  0.25,
-  0.5,
-  1,
-  2.5,
-  5,
-  10,
-  30
-]
-
-const seconds = MetricBoundaries.fromIterable(durationBoundaries)
-
-const counter = (name: string, description: string) => Metric.counter(name, { description, incremental: true })
-
-/** @internal */
-export const connections = Metric.gauge("effect_neffos_connections", {
-  description: "open connections (the handshake completed), every server of the process"
-})
-
-/** @internal */
-export const namespaceConnections = Metric.gauge("effect_neffos_namespace_connections", {
-  description: "connections connected to a namespace"
-})
-
-/** @internal */
-export const handshakes = counter(
-  "effect_neffos_handshakes",
-  "handshakes by outcome: accepted, refused (onConnect failed), timeout, failed (closed or protocol error before A<id>)"
-)
-
-/** @internal */
-export const disconnects = counter("effect_neffos_disconnects", "closed connections, by close code")
-
-/** @internal */
-export const messagesReceived = counter(
-  "effect_neffos_messages_received",
-  "messages the server's connections read, by namespace"
-)
-
-/** @internal */
-export const bytesReceived = counter(
-  "effect_neffos_received_bytes",
-  "bytes of the messages the server's connections read, by namespace (text counted in characters)"
-)
-
-/** @internal */
-export const messagesSent = counter(
-  "effect_neffos_messages_sent",
-  "messages the server sent, by namespace: a broadcast counts once per receiver"
-)
-
-/** @internal */
-export const bytesSent = counter(
-  "effect_neffos_sent_bytes",
-  "bytes of the messages the server sent, by namespace (text counted in characters)"
-)
-
-/** @internal */
-export const handlerDuration = Metric.histogram(
-  "effect_neffos_handler_duration_seconds",
-  seconds,
-  "how long a server handler ran, by namespace and outcome (ok, error, defect, interrupted)"
-)
-
-/** @internal */
-export const askDuration = Metric.histogram(
-  "effect_neffos_ask_duration_seconds",
-  seconds,
-  "server asks to a client until the reply, by namespace and outcome (ok, error, timeout, closed)"
-)
-
-/** @internal */
-export const droppedFrames = counter(
-  "effect_neffos_outbox_dropped_frames",
-  "frames dropped by outbox overflow policies, by policy (sliding, dropping, disconnect)"
-)
-
-/** @internal */
-export const outboxHighWater = Metric.gauge("effect_neffos_outbox_high_water_frames", {
-  description: "the largest outbox among the server's connections, in frames, sampled every second"
-})
-
-/** @internal */
-export const strictWaits = counter(
-  "effect_neffos_strict_waits",
-  "receivers a strict broadcast had to wait for (their outbox was full)"
-)
-
-/** @internal */
-export const slowConsumerDisconnects = counter(
-  "effect_neffos_slow_consumer_disconnects",
-  "connections closed as slow consumers (disconnect policy, or strict writeTimeout)"
-)
-
-/** @internal */
-export const brokerUp = Metric.gauge("effect_neffos_stack_exchange_up", {
-  description: "1 while the stack exchange's broker is up, 0 while it is down"
-})
-
-/** @internal */
-export const failures = counter(
-  "effect_neffos_stack_exchange_failures",
-  "stack exchange operations that failed because of the broker (publish, request, subscribe, connection)"
-)
-
-/** @internal */
-export const droppedPublishes = counter(
-  "effect_neffos_stack_exchange_dropped_publishes",
-  "publishes dropped because too many were waiting for the broker (maxPendingPublishes, maxPendingBytes)"
-)
-
-/** @internal */
-export const publishFailures = counter(
-  "effect_neffos_stack_exchange_publish_failures",
-  "publishes to the broker that failed (broker down, or the batch was refused)"
-)
-
-/** @internal */
-export const clientAskDuration = Metric.histogram(
-  "effect_neffos_client_ask_duration_seconds",
-  seconds,
-  "client asks to the server until the reply, by namespace and outcome (ok, error, timeout, closed)"
-)
-
-/** @internal */
-export const clientReconnects = counter(
-  "effect_neffos_client_reconnects",
-  "client reconnects by outcome: ok, or gave_up (the schedule ended)"
-)
-
-/** @internal */
-export const clientReconnectAttempts = counter(
-  "effect_neffos_client_reconnect_attempts",
-  "client reconnect attempts"
-)
-
-const labelCache = new Map<string, ReadonlyArray<MetricLabel.MetricLabel>>()
-
-/** One label as a stable array (Effect caches a metric's hook per label array). @internal */
-export const label = (key: string, value: string): ReadonlyArray<MetricLabel.MetricLabel> => {
-  const id = key + "\u0000" + value
-  let labels = labelCache.get(id)
-  if (labels === undefined) {
-    labels = [MetricLabel.make(key, value)]
-    labelCache.set(id, labels)
-  }
-  return labels
-}
-
-/** The label value of messages of a namespace the server does not declare (bounded cardinality). @internal */
-export const undeclared = "(undeclared)"
+import {
+  askDuration,
+  bytesReceived,
+  bytesSent,
+  clientAskDuration,
+  droppedFrames,
+  durationBoundaries,
+  handlerDuration,
+  label,
+  messagesReceived,
+  messagesSent,
+  strictWaits,
+  undeclared
+} from "./metrics.js"
+import { installedTracer, parentOf, startSpan, traceToken } from "./trace.js"
 
 // -----------------------------------------------------------------------------
 // outcomes
@@ -218,90 +57,6 @@ const askOutcome = (exit: Exit.Exit<unknown, unknown>): AskOutcome => {
   if (failure?._tag === "ConnectionClosed" || failure?._tag === "Reconnecting") return "closed"
   return "error"
 }
-
-// -----------------------------------------------------------------------------
-// the tracer
-// -----------------------------------------------------------------------------
-
-let defaultTracer: Tracer.Tracer | undefined
-
-/**
- * The tracer of the current fiber, or undefined when it is Effect's default one
- * (nobody installed a tracer: its spans would go nowhere) or tracing is disabled
- * (`Effect.withTracerEnabled(false)`).
- *
- * @internal
- */
-export const installedTracer: Effect.Effect<Tracer.Tracer | undefined> = Effect.flatMap(
-  FiberRef.get(FiberRef.currentTracerEnabled),
-  (enabled) =>
-    enabled
-      ? Effect.map(Effect.tracer, (tracer) =>
-        tracer === (defaultTracer ??= Effect.runSync(Effect.tracer)) ? undefined : tracer)
-      : Effect.succeed(undefined)
-)
-
-/** A span made and ended outside a fiber (the reader's fast path, a broker callback). @internal */
-export const startSpan = (
-  tracer: Tracer.Tracer,
-  clock: Clock.Clock,
-  name: string,
-  parent: Tracer.AnySpan | undefined,
-  kind: Tracer.SpanKind,
-  attributes: Record<string, unknown>
-): Tracer.Span => {
-  const span = tracer.span(
-    name,
-    parent === undefined ? Option.none() : Option.some(parent),
-    Context.empty(),
-    [],
-    clock.unsafeCurrentTimeNanos(),
-    kind
-  )
-  for (const key in attributes) span.attribute(key, attributes[key])
-  return span
-}
-
-// -----------------------------------------------------------------------------
-// trace context in a message's wait token (our client to our server, opt-in)
-// -----------------------------------------------------------------------------
-
-/** The mark of trace context in a wait token: an emit's token starts with it, an ask's token ends with it. */
-const TRACE_MARK = "~"
-const TRACE_MARK_CODE = 126
-const validId = /^[0-9A-Za-z]{1,64}$/
-
-/** `~00-<traceId>-<spanId>-<flags>` (the W3C traceparent), or "" when the span's ids do not fit. @internal */
-export const traceToken = (span: Tracer.AnySpan): string =>
-  validId.test(span.traceId) && validId.test(span.spanId)
-    ? `${TRACE_MARK}00-${span.traceId}-${span.spanId}-${span.sampled ? "01" : "00"}`
-    : ""
-
-/** The span a token's trace context names, if it carries a valid one. @internal */
-export const parseTraceToken = (wait: string): Tracer.ExternalSpan | undefined => {
-  const at = wait.indexOf(TRACE_MARK)
-  if (at === -1) return undefined
-  const parts = wait.slice(at + 1).split("-")
-  if (parts.length !== 4 || parts[0] !== "00" || !validId.test(parts[1]) || !validId.test(parts[2])) return undefined
-  return Tracer.externalSpan({ traceId: parts[1], spanId: parts[2], sampled: parts[3] === "01" })
-}
-
-/** Whether a token a server received is an emit carrying trace context (`~...`), not a reply. @internal */
-export const isTracedEmit = (wait: string): boolean => wait.charCodeAt(0) === TRACE_MARK_CODE
-
-const emitParents = new WeakMap<Message.Message, Tracer.ExternalSpan>()
-
-/** The emit without its trace token; its trace context is kept for its handler's span. @internal */
-export const untraceEmit = (m: Message.Message): Message.Message => {
-  const plain = msg.unsafeMake(m.namespace, m.room, m.event, m.body, m.error, m.binary, "", m.isNoOp, m.native)
-  const parent = parseTraceToken(m.wait)
-  if (parent !== undefined) emitParents.set(plain, parent)
-  return plain
-}
-
-/** The span a peer sent with the message (an ask's token, or a traced emit's). @internal */
-export const parentOf = (m: Message.Message): Tracer.ExternalSpan | undefined =>
-  m.wait.length > 0 ? parseTraceToken(m.wait) : emitParents.get(m)
 
 // -----------------------------------------------------------------------------
 // the observer of a server or a client

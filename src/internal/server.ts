@@ -30,6 +30,7 @@ import type { ConnConfig, EventTable } from "./connConfig.js"
 import { protocol } from "./dispatch.js"
 import { failureOf, logsDebug } from "./failure.js"
 import * as msg from "./message.js"
+import * as Metrics from "./metrics.js"
 import * as Observe from "./observe.js"
 import { Registry, targets } from "./registry.js"
 import { withQueryHeaders } from "./request.js"
@@ -55,10 +56,10 @@ export const ServerTag = Context.GenericTag<Server.Server>("effect-neffos/Server
 const StackExchangeTag = Context.GenericTag<StackExchange.StackExchange>("effect-neffos/StackExchange")
 
 /** @internal */
-export const droppedFrames = Observe.droppedFrames
+export const droppedFrames = Metrics.droppedFrames
 
 /** @internal */
-export const connectionsGauge = Observe.connections
+export const connectionsGauge = Metrics.connections
 
 const defaults = {
   askTimeout: Duration.seconds(30),

@@ -11,9 +11,11 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as HashMap from "effect/HashMap"
 import type * as Tracer from "effect/Tracer"
-import * as observe from "./observe.js"
+import * as metrics from "./metrics.js"
+import type * as observe from "./observe.js"
 import type { Registry } from "./registry.js"
 import type { ServerConn } from "./serverConn.js"
+import * as trace from "./trace.js"
 
 /** How a handshake ended. @internal */
 export type HandshakeOutcome = "accepted" | "refused" | "timeout" | "failed"
@@ -65,17 +67,17 @@ export class ServerObserver {
     if (address !== undefined) attributes["neffos.remote_address"] = address
     this.handshakeSpans.set(
       conn,
-      observe.startSpan(tracer, clock, "effect-neffos.handshake", undefined, "server", attributes)
+      trace.startSpan(tracer, clock, "effect-neffos.handshake", undefined, "server", attributes)
     )
   }
 
   /** The handshake ended; `accepted` starts the connection's span. */
   handshakeEnded(conn: ServerConn, outcome: HandshakeOutcome): void {
-    observe.handshakes.unsafeUpdate(1, observe.label("outcome", outcome))
+    metrics.handshakes.unsafeUpdate(1, metrics.label("outcome", outcome))
     const { clock, tracer } = this.observer
     if (outcome === "accepted") {
       this.observer.accepted++
-      observe.connections.unsafeModify(1, [])
+      metrics.connections.unsafeModify(1, [])
     }
     if (tracer === undefined) return
     const span = this.handshakeSpans.get(conn)
@@ -90,19 +92,19 @@ export class ServerObserver {
     const attributes = { "neffos.connection_id": conn.id, "neffos.instance_id": this.observer.instanceId }
     this.connectionSpans.set(
       conn,
-      observe.startSpan(tracer, clock, "effect-neffos.connection", undefined, "server", attributes)
+      trace.startSpan(tracer, clock, "effect-neffos.connection", undefined, "server", attributes)
     )
   }
 
   /** An accepted connection closed. */
   closed(conn: ServerConn): Effect.Effect<void> {
     const code = conn.closeCode
-    observe.connections.unsafeModify(-1, [])
-    observe.disconnects.unsafeUpdate(1, observe.label("code", String(code)))
+    metrics.connections.unsafeModify(-1, [])
+    metrics.disconnects.unsafeUpdate(1, metrics.label("code", String(code)))
     const slow = code === 1008 && conn.closeReason === "slow consumer"
     if (slow) {
       this.observer.slowConsumers++
-      observe.slowConsumerDisconnects.unsafeUpdate(1, [])
+      metrics.slowConsumerDisconnects.unsafeUpdate(1, [])
     }
     const span = this.connectionSpans.get(conn)
     if (span !== undefined) {
@@ -120,7 +122,7 @@ export class ServerObserver {
 
   /** A connection joined (`added`) or left a namespace. */
   namespaceChanged(namespace: string, added: boolean): void {
-    observe.namespaceConnections.unsafeModify(added ? 1 : -1, observe.label("namespace", namespace))
+    metrics.namespaceConnections.unsafeModify(added ? 1 : -1, metrics.label("namespace", namespace))
   }
 
   /** Once a second: the counters flushed, the outboxes measured. */
@@ -151,7 +153,7 @@ export class ServerObserver {
       smallest = fullest.length === FULLEST ? Math.min(...fullest.map((f) => f.frames)) : 0
     }
     fullest.sort((a, b) => b.frames - a.frames)
-    observe.outboxHighWater.unsafeUpdate(highWater, [])
+    metrics.outboxHighWater.unsafeUpdate(highWater, [])
     return { highWater, fullest }
   }
 }

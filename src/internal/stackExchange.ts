@@ -16,10 +16,11 @@ import type * as Message from "../Message.js"
 import type * as StackExchange from "../StackExchange.js"
 import * as envelope from "./envelope.js"
 import * as msg from "./message.js"
-import { brokerUp, droppedPublishes, failures, installedTracer, publishFailures, startSpan } from "./observe.js"
+import { brokerUp, droppedPublishes, failures, publishFailures } from "./metrics.js"
+import { installedTracer, startSpan } from "./trace.js"
 
 /** @internal */
-export { droppedPublishes, failures } from "./observe.js"
+export { droppedPublishes, failures } from "./metrics.js"
 
 const defaults = {
   prefix: "neffos",
