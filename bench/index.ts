@@ -5,7 +5,7 @@ import { printCodec, runCodec } from "./codec.js"
 import { type Config, full, quick, smoke } from "./config.js"
 import { killAll } from "./lib/ipc.js"
 import { connectionCap, machine } from "./lib/machine.js"
-import { printContractCost, printSummary } from "./lib/report.js"
+import { printContractCost, printObserveCost, printSummary } from "./lib/report.js"
 import { printPresence, runPresence } from "./presence.js"
 import { runSuite, servers } from "./suite.js"
 
@@ -50,6 +50,7 @@ console.log("\nMedians over trials; ×ws and ×sio are medians of per-trial rati
 console.log("srv µs = server process CPU time (user + system) per delivery, reply or connection.")
 printSummary(summary)
 printContractCost(summary)
+printObserveCost(summary)
 if (run.notes.length > 0) console.log(`\nNotes:\n${run.notes.map((n) => `  - ${n}`).join("\n")}`)
 
 const runClusterPart = async () => {

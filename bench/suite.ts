@@ -29,7 +29,16 @@ export const servers: ReadonlyArray<ServerSpec> = [
   { name: "socket.io", file: "servers/socketio.ts", wire: "socketIo" },
   { name: "neffos", file: neffosFile, wire: "neffos", args: ["default"] },
   { name: "neffos strict", file: neffosFile, wire: "neffos", args: ["strict"] },
-  { name: "neffos contract", file: "servers/effect-neffos-contract.ts", wire: "neffos", phases: contractPhases }
+  { name: "neffos contract", file: "servers/effect-neffos-contract.ts", wire: "neffos", phases: contractPhases },
+  // what observability costs: metrics on ("neffos") and a tracer installed, against neither
+  { name: "neffos bare", file: neffosFile, wire: "neffos", args: ["default", "bare"], phases: contractPhases },
+  {
+    name: "neffos noop tracer",
+    file: neffosFile,
+    wire: "neffos",
+    args: ["default", "noop-tracer"],
+    phases: contractPhases
+  }
 ]
 
 export interface Run {

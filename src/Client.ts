@@ -145,6 +145,21 @@ export interface DialOptions<E, R> {
     readonly strategy?: "sliding" | "dropping" | "disconnect" | undefined
     readonly highWaterMark?: number | undefined
   } | undefined
+  /**
+   * Time asks in `effect_neffos_client_ask_duration_seconds` (see the `Metrics`
+   * module); default true.
+   */
+  readonly metrics?: boolean | undefined
+  /**
+   * Send the caller's span with every emit and ask, so that the server's handler
+   * span continues the caller's trace (the W3C `traceparent` fields after a `~` in
+   * the message's `wait` token: `$<token>~00-<trace>-<span>-01` for an ask,
+   * `~00-…` alone for an emit). Default false. Only for effect-neffos servers of this
+   * version or later: neffos.js and Go peers never send it, and a Go neffos server
+   * (or an older effect-neffos) drops an emit that carries it — an ask still works,
+   * its token is echoed as it is.
+   */
+  readonly propagateTrace?: boolean | undefined
 }
 
 /**

@@ -189,6 +189,14 @@ export interface Options<E, R> {
   readonly presence?: boolean | Presence.Options | undefined
   /** instance liveness (heartbeat, TTL) and the default timeout of remote operations */
   readonly cluster?: Cluster.Options | undefined
+  /**
+   * Count messages and bytes per namespace and time handler runs and asks in the
+   * package's Effect metrics (see the `Metrics` module); default true. `false`
+   * turns off these per-message metrics (the counters of rarer events — connections,
+   * handshakes, closes, drops — stay). Spans do not depend on it: they are made when
+   * the server is built with a tracer installed (e.g. `@effect/opentelemetry`).
+   */
+  readonly metrics?: boolean | undefined
 }
 
 /**
@@ -305,8 +313,9 @@ export interface Server {
 export const Server: Context.Tag<Server, Server> = internal.ServerTag
 
 /**
- * The server's Effect metrics: frames dropped by outbox policies (a counter) and
- * open connections (a gauge), across every server of the process.
+ * Two of the server's Effect metrics: frames dropped by outbox policies (a counter,
+ * labelled `policy`) and open connections (a gauge), across every server of the
+ * process. The `Metrics` module has them all.
  *
  * @since 0.1.0
  * @category metrics

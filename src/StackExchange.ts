@@ -87,6 +87,8 @@ export interface LocalServer {
   readonly reportStatus: (status: Status) => void
   /** a cluster message (heartbeat, presence, remote control) from another instance */
   readonly cluster?: ((origin: string, payload: Uint8Array) => void) | undefined
+  /** another instance's summary for the admin dashboard (`Bridge.info`) */
+  readonly info?: ((origin: string, payload: Uint8Array) => void) | undefined
 }
 
 /**
@@ -157,6 +159,12 @@ export interface Bridge {
   readonly connectionCount: Effect.Effect<number, Errors.StackExchangeError>
   /** closes the connections with this id on the other instances; returns how many */
   readonly close: (id: string, code: number, reason: string) => Effect.Effect<number, Errors.StackExchangeError>
+  /**
+   * Publishes this instance's summary to the other instances' `LocalServer.info`
+   * (the admin dashboard's heartbeat): queued like a broadcast, dropped when it
+   * cannot be.
+   */
+  readonly info?: ((payload: Uint8Array) => void) | undefined
 }
 
 /**

@@ -41,9 +41,11 @@ export * as Contract from "./Contract.js"
 /**
  * @since 0.1.0
  */
+export * as Metrics from "./Metrics.js"
 export * as Presence from "./Presence.js"
 
 /**
  * @since 0.1.0
  */
+export * as Admin from "./Admin.js"
 export * as Cluster from "./Cluster.js"

@@ -428,6 +428,25 @@ describe("envelopes", () => {
     const cases: ReadonlyArray<envelope.Envelope> = [
       { _tag: "Send", origin: "o", correlation: 2 ** 40, to: "id;1", message: chat },
       { _tag: "Ask", origin: "o", correlation: 7, to: "x", timeoutMs: 30_000, message: chat },
+      // the caller's span: a cross-instance send or ask continues its trace
+      {
+        _tag: "Send",
+        origin: "o",
+        correlation: 3,
+        to: "x",
+        message: chat,
+        trace: { traceId: "a".repeat(32), spanId: "b".repeat(16), sampled: true }
+      },
+      {
+        _tag: "Ask",
+        origin: "o",
+        correlation: 4,
+        to: "x",
+        timeoutMs: 5,
+        message: chat,
+        trace: { traceId: "c".repeat(32), spanId: "d".repeat(16), sampled: false }
+      },
+      { _tag: "Info", origin: "o", payload: new Uint8Array([123, 125]) },
       { _tag: "Close", origin: "o", correlation: 8, id: "x", code: 4000, reason: "bye" },
       { _tag: "Count", origin: "o", correlation: 9 },
       { _tag: "Ack", correlation: 10, count: 3 },

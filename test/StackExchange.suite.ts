@@ -2,6 +2,7 @@
  * The cross-instance suite, run against every backend by its own test file.
  */
 import { assert, describe, it } from "@effect/vitest"
+import * as Admin from "effect-neffos/Admin"
 import type * as Errors from "effect-neffos/Errors"
 import * as Message from "effect-neffos/Message"
 import * as StackExchange from "effect-neffos/StackExchange"
@@ -27,6 +28,7 @@ import {
   oddNamespace,
   oddRoom
 } from "./StackExchange.kit.js"
+import { recorder } from "./tracing.js"
 
 export interface Backend {
   readonly name: string
@@ -280,6 +282,79 @@ export const suite = (backend: Backend) =>
         assert.isTrue(isTag("ConnectionNotFound")(notFound))
       }))
 
+    it.scopedLive("a cross-instance ask and send continue the caller's trace: the same trace id on both instances", () =>
+      Effect.gen(function*() {
+        const rec = recorder()
+        // both instances, their exchanges and the caller report to one tracer
+        const traced = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.withTracer(effect, rec.tracer)
+        const { instances } = yield* traced(cluster(backend, 2))
+        const [a, b] = instances
+        yield* connected(b.url, "default", "dave")
+        yield* settled(instances)
+
+        const answer = yield* traced(Effect.withSpan(
+          a.server.ask({ to: "dave", namespace: "default", event: "ping", body: "q" }),
+          "caller"
+        )).pipe(Effect.orDie)
+        assert.strictEqual(text(answer), "pong:q")
+        const caller = rec.named("caller")[0]
+        const onA = yield* rec.ended("the ask on A", (s) =>
+          s.name === "effect-neffos.ask default.ping" && s.attributes.get("neffos.instance_id") === a.server.instanceId)
+        const onB = yield* rec.ended("the ask on B", (s) =>
+          s.name === "effect-neffos.ask default.ping" && s.attributes.get("neffos.instance_id") === b.server.instanceId)
+        assert.strictEqual(onA.parentId, caller.spanId)
+        assert.isTrue(onA.attributes.get("neffos.cross_instance"))
+        assert.strictEqual(onB.traceId, caller.traceId)
+        assert.strictEqual(onB.parentId, onA.spanId)
+        assert.strictEqual(onB.attributes.get("neffos.connection_id"), "dave")
+
+        yield* traced(Effect.withSpan(
+          a.server.send("dave", { namespace: "default", event: "notice", body: "n" }),
+          "sender"
+        )).pipe(Effect.orDie)
+        const sender = rec.named("sender")[0]
+        const sent = yield* rec.ended("the send on A", (s) =>
+          s.name === "effect-neffos.send" && s.kind === "producer")
+        const delivered = yield* rec.ended("the send on B", (s) =>
+          s.name === "effect-neffos.send" && s.kind === "consumer")
+        assert.strictEqual(sent.parentId, sender.spanId)
+        assert.strictEqual(delivered.traceId, sender.traceId)
+        assert.strictEqual(delivered.parentId, sent.spanId)
+        assert.strictEqual(delivered.attributes.get("neffos.receivers"), 1)
+      }))
+
+    it.scopedLive("the admin dashboard of one instance shows every instance, and forgets one that stopped", () =>
+      Effect.gen(function*() {
+        const { instances } = yield* cluster(backend, 2)
+        const [a, b] = instances
+        yield* connected(b.url, "default", "erin", "kitchen")
+        yield* settled(instances)
+        const often = { interval: "50 millis", heartbeat: "50 millis", expiry: "400 millis" } as const
+        const adminA = yield* Admin.make(a.server, often)
+        const scopeB = yield* Scope.make()
+        yield* Admin.make(b.server, often).pipe(Scope.extend(scopeB))
+        const seen = (count: number) =>
+          within(
+            Effect.repeat(Effect.zipLeft(adminA.state, Effect.sleep("20 millis")), {
+              until: (state) =>
+                state.instances.length === count
+            }),
+            "5 seconds",
+            `${count} instances on A's dashboard`
+          )
+        const state = yield* seen(2)
+        assert.strictEqual(state.instances[0].instance, a.server.instanceId)
+        const fromB = state.instances.find((i) =>
+          i.instance === b.server.instanceId
+        )!
+        assert.strictEqual(fromB.connections, 1)
+        assert.deepStrictEqual(fromB.rooms, [{ namespace: "default", room: "kitchen", members: 1 }])
+        assert.strictEqual(fromB.broker, "up")
+        // B's sampler stops: A drops it after `expiry`
+        yield* Scope.close(scopeB, Exit.void)
+        yield* seen(1)
+      }))
+
     it.scopedLive("binary bodies stay binary across instances", () =>
       Effect.gen(function*() {
         const { instances } = yield* cluster(backend, 2)
@@ -332,7 +407,8 @@ export const suite = (backend: Backend) =>
       Effect.gen(function*() {
         const { instances } = yield* cluster(backend, 3)
         const [a] = instances
-        const clients = yield* Effect.forEach(instances, (i) => connected(i.url, "default", undefined, "ordered"))
+        const clients = yield* Effect.forEach(instances, (i) =>
+          connected(i.url, "default", undefined, "ordered"))
         yield* settled(instances)
         const count = 1000
         for (let i = 0; i < count; i++) {
@@ -343,7 +419,11 @@ export const suite = (backend: Backend) =>
         for (const c of clients) {
           yield* c.awaitCount(count)
           const seq = c.received.map(text)
-          assert.deepStrictEqual(seq, Array.from({ length: count }, (_, i) => String(i)))
+          assert.deepStrictEqual(
+            seq,
+            Array.from({ length: count }, (_, i) =>
+              String(i))
+          )
         }
       }))
 
@@ -356,7 +436,9 @@ export const suite = (backend: Backend) =>
         const goneC = yield* connected(c.url, "default", "gone")
         yield* connected(c.url, "default")
         yield* settled(instances)
-        for (const i of instances) assert.strictEqual(yield* Effect.orDie(i.server.clusterConnectionCount), 4)
+        for (const i of instances) {
+          assert.strictEqual(yield* Effect.orDie(i.server.clusterConnectionCount), 4)
+        }
         const closed = yield* Effect.orDie(a.server.disconnect("gone", { code: 4000, reason: "bye" }))
         assert.strictEqual(closed, 2)
         yield* goneC.close
@@ -372,7 +454,8 @@ export const suite = (backend: Backend) =>
         yield* connected(a.url, "default", "keeper")
         const cycles = 1000
         yield* Effect.forEach(
-          Array.from({ length: cycles }, (_, i) => i),
+          Array.from({ length: cycles }, (_, i) =>
+            i),
           (i) =>
             Effect.scoped(Effect.gen(function*() {
               const namespace = i % 3 === 0 ? oddNamespace : "default"

@@ -26,8 +26,11 @@ export interface Sample {
   readonly values: Readonly<Record<string, number>>
 }
 
-/** The servers every other one is compared with, trial by trial ("neffos": the contract server's baseline). */
-export const references = ["ws", "socket.io", "neffos"] as const
+/**
+ * The servers every other one is compared with, trial by trial ("neffos": the contract server's
+ * baseline; "neffos bare": without metrics or tracer, the baseline of observability's cost).
+ */
+export const references = ["ws", "socket.io", "neffos", "neffos bare"] as const
 
 export class Results {
   private readonly scenarios = new Map<string, { readonly scenario: Scenario; readonly samples: Array<Sample> }>()
@@ -87,7 +90,7 @@ const ratio = (value: number | undefined) =>
 
 const valueWidth = 11
 const ratioWidth = 6
-const nameWidth = 15
+const nameWidth = 19
 
 export const printSummary = (summary: Summary) => {
   for (const scenario of summary) {
@@ -122,5 +125,23 @@ export const printContractCost = (summary: Summary, server = "neffos contract") 
   })
   if (lines.length === 0) return
   console.log(`\nTyped contract vs untyped (${server} / neffos, medians of per-trial ratios):`)
+  for (const line of lines) console.log(line)
+}
+
+/** What observability costs: metrics on, and a no-op tracer installed, against neither ("neffos bare"). */
+export const printObserveCost = (summary: Summary) => {
+  const lines = summary.flatMap((scenario) => {
+    const cells = ["neffos", "neffos noop tracer"].flatMap((server) => {
+      const row = scenario.rows.find((r) => r.server === server)
+      if (row === undefined || !scenario.rows.some((r) => r.server === "neffos bare")) return []
+      const values = scenario.metrics.filter((m) => m.paired).map((m) =>
+        `${m.label} ${ratio(row.metrics[m.key].ratios["neffos bare"])}x`
+      )
+      return [`    ${server === "neffos" ? "metrics on" : "metrics on + no-op tracer"}: ${values.join(", ")}`]
+    })
+    return cells.length === 0 ? [] : [`  ${scenario.title}\n${cells.join("\n")}`]
+  })
+  if (lines.length === 0) return
+  console.log("\nObservability vs none (/ neffos bare: metrics: false, no tracer; medians of per-trial ratios):")
   for (const line of lines) console.log(line)
 }

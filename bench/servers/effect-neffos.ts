@@ -1,11 +1,17 @@
 /**
  * effect-neffos through its public API: namespace `default` with an `echo` event that replies with
  * the request's body, served by `NodeServer`. The first argument picks the broadcast policy:
- * `default` (bounded sliding outboxes) or `strict` (lossless, waits for room).
+ * `default` (bounded sliding outboxes) or `strict` (lossless, waits for room). The second, the
+ * observability: `metrics` (the default: metrics on, no tracer), `bare` (`metrics: false`, no
+ * tracer) or `noop-tracer` (metrics on, and a tracer installed whose spans do nothing, so every
+ * span is made and ended but goes nowhere).
  */
+import type * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
+import type * as Option from "effect/Option"
+import * as Tracer from "effect/Tracer"
 // the compiled package, as users run it (bench/index.ts builds it first); typed by the sources
 const { Events, Reply, Server } = (await import("../../dist/index.js" as string)) as typeof import("../../src/index.js")
 const NodeServer = (await import("../../dist/NodeServer.js" as string)) as typeof import("../../src/NodeServer.js")
@@ -13,6 +19,41 @@ import { host } from "../lib/host.js"
 import { broadcastEvent, echoEvent, namespace } from "../lib/wire.js"
 
 const strict = process.argv[2] === "strict"
+const variant = process.argv[3] ?? "metrics"
+
+/**
+ * A tracer whose spans record nothing: what making and ending spans costs the server, apart from
+ * exporting them. Its methods live on the prototype, as a real tracer's would (a closure per span
+ * would measure tsx's function naming, not the server).
+ */
+class NoopSpan implements Tracer.Span {
+  readonly _tag = "Span"
+  readonly spanId = "0000000000000001"
+  readonly traceId: string
+  readonly sampled = false
+  readonly attributes = new Map<string, unknown>()
+  readonly status: Tracer.SpanStatus
+  constructor(
+    readonly name: string,
+    readonly parent: Option.Option<Tracer.AnySpan>,
+    readonly context: Context.Context<never>,
+    readonly links: ReadonlyArray<Tracer.SpanLink>,
+    startTime: bigint,
+    readonly kind: Tracer.SpanKind
+  ) {
+    this.traceId = parent._tag === "Some" ? parent.value.traceId : "00000000000000000000000000000001"
+    this.status = { _tag: "Started", startTime }
+  }
+  attribute(): void {}
+  event(): void {}
+  addLinks(): void {}
+  end(): void {}
+}
+
+const noopTracer = Tracer.make({
+  span: (name, parent, context, links, startTime, kind) => new NoopSpan(name, parent, context, links, startTime, kind),
+  context: (f) => f()
+})
 
 const events = Events.namespaces({
   [namespace]: {
@@ -20,9 +61,10 @@ const events = Events.namespaces({
   }
 })
 
-const live = NodeServer.layer({ port: 0, host: "127.0.0.1" }).pipe(
-  Layer.provideMerge(Server.layer({ events, strict }))
+const served = NodeServer.layer({ port: 0, host: "127.0.0.1" }).pipe(
+  Layer.provideMerge(Server.layer({ events, strict, metrics: variant !== "bare" }))
 )
+const live = variant === "noop-tracer" ? served.pipe(Layer.provide(Layer.setTracer(noopTracer))) : served
 
 host(async () => {
   const runtime = ManagedRuntime.make(live)

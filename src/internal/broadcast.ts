@@ -14,6 +14,7 @@ import * as HashMap from "effect/HashMap"
 import * as Option from "effect/Option"
 import type * as Message from "../Message.js"
 import * as msg from "./message.js"
+import { frameLength, type Observer } from "./observe.js"
 import type { Frame, Outbox } from "./outbox.js"
 import { type Member, type Snapshot, targets } from "./registry.js"
 import { SharedText } from "./transport.js"
@@ -53,7 +54,10 @@ export interface Broadcaster<C extends Receiver> {
 }
 
 /** @internal */
-export const make = <C extends Receiver>(writeTimeout: Duration.Duration): Effect.Effect<Broadcaster<C>> =>
+export const make = <C extends Receiver>(
+  writeTimeout: Duration.Duration,
+  observe?: Observer | undefined
+): Effect.Effect<Broadcaster<C>> =>
   Effect.map(Effect.makeSemaphore(1), (strictLock) => {
     /** Waits until the frame fits in the receiver's outbox; a receiver still full after writeTimeout is closed. */
     const strictWrite = (conn: C, frame: Frame): Effect.Effect<void> =>
@@ -91,6 +95,8 @@ export const make = <C extends Receiver>(writeTimeout: Duration.Duration): Effec
           count++
         }
       }
+      // counted once per broadcast, never per receiver
+      if (observe !== undefined) observe.onSent(message.namespace, count, count * frameLength(frame))
       return count
     }
 
@@ -113,7 +119,9 @@ export const make = <C extends Receiver>(writeTimeout: Duration.Duration): Effec
           count++
           if (!conn.outbox.offerIfRoom(frame)) waiting.push(conn)
         }
+        if (observe !== undefined) observe.onSent(message.namespace, count, count * frameLength(frame))
         if (waiting.length === 0) return Effect.succeed(count)
+        if (observe !== undefined) observe.onStrictWaits(waiting.length)
         return Effect.as(
           Effect.forEach(waiting, (conn) => strictWrite(conn, frame), { concurrency: "unbounded", discard: true }),
           count

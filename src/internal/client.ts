@@ -19,6 +19,8 @@ import { type Ack, ClientConn, type ClientConnConfig, type ConnectionState } fro
 import type { EventTable, Gate } from "./connConfig.js"
 import { protocol } from "./dispatch.js"
 import { logsDebug } from "./failure.js"
+import * as Metrics from "./metrics.js"
+import * as Observe from "./observe.js"
 import type { RawSocket, SocketHandlers } from "./transport.js"
 
 /** @internal */
@@ -220,6 +222,12 @@ export const dial = <E, R>(
     const retryFirstDial = policy !== undefined && options?.retryFirstDial === true
     const setState = (next: ConnectionState) => Effect.runSync(SubscriptionRef.set(state, next))
     const table = (options?.events?.table ?? new Map()) as EventTable
+    const observer = yield* Observe.make({
+      side: "client",
+      metrics: options?.metrics ?? true,
+      namespaces: table.keys(),
+      propagate: options?.propagateTrace ?? false
+    })
     let conn: ClientConn | undefined
     /** the first handshake completed */
     let established = false
@@ -264,6 +272,7 @@ export const dial = <E, R>(
       // a client trusts the server it chose to dial with its names and rooms
       maxNameLength: Infinity,
       maxRooms: Infinity,
+      observe: observer.active ? observer : undefined,
       state,
       closed: (conn) =>
         Effect.sync(() => {
@@ -334,11 +343,13 @@ export const dial = <E, R>(
       Effect.gen(function*() {
         const once = Effect.suspend(() => {
           attempt++
+          Metrics.clientReconnectAttempts.unsafeUpdate(1, [])
           setState({ _tag: "Reconnecting", attempt, code, reason })
           return attemptOnce({ "X-Websocket-Reconnect": String(attempt) }, probeFirst)
         })
         const result = yield* Effect.either(retrying(once))
         reconnecting = false
+        Metrics.clientReconnects.unsafeUpdate(1, Metrics.label("outcome", result._tag === "Left" ? "gave_up" : "ok"))
         if (result._tag === "Left") {
           yield* conn.close({ code: 1000, reason: result.left.message })
           return

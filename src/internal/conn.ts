@@ -37,7 +37,9 @@ import {
 import { describe } from "./failure.js"
 import type { Fifo } from "./fifo.js"
 import * as msg from "./message.js"
+import { frameLength } from "./observe.js"
 import { type Frame, nextTurn, OfferResult, Outbox } from "./outbox.js"
+import { isTracedEmit, untraceEmit } from "./trace.js"
 import type { RawSocket, SocketHandlers } from "./transport.js"
 
 type PendingReply = (reply: Message.Message | undefined) => void
@@ -330,12 +332,17 @@ export abstract class ConnImpl<NS extends NamespaceState> {
   }
 
   private onMessageFrame(frame: string | Uint8Array): void {
-    const decoded = msg.decode(frame, this.config.native === "none" ? undefined : { native: this.config.native })
+    let decoded = msg.decode(frame, this.config.native === "none" ? undefined : { native: this.config.native })
     if (decoded._tag === "InvalidFrame") {
       this.invalidFrames++
       return
     }
-    const wait = decoded.wait
+    this.config.observe?.onReceived(decoded.namespace, frameLength(frame))
+    let wait = decoded.wait
+    if (wait.length > 0 && this.config.side === "server" && isTracedEmit(wait)) {
+      decoded = untraceEmit(decoded)
+      wait = ""
+    }
     if (wait.length > 0 && this.isReplyToken(wait)) {
       const pending = this.pending_?.get(wait)
       // a reply nobody waits for (late, or never asked) is dropped, never dispatched
@@ -402,11 +409,11 @@ export abstract class ConnImpl<NS extends NamespaceState> {
   }
 
   writeError(request: Message.Message, text: string): void {
-    this.write(
-      msg.encode(
-        msg.unsafeMake(request.namespace, request.room, request.event, "", text, false, request.wait, false, false)
-      )
+    const frame = msg.encode(
+      msg.unsafeMake(request.namespace, request.room, request.event, "", text, false, request.wait, false, false)
     )
+    this.config.observe?.onSent(request.namespace, 1, frameLength(frame))
+    this.write(frame)
   }
 
   // ---------------------------------------------------------------------------
@@ -468,7 +475,9 @@ export abstract class ConnImpl<NS extends NamespaceState> {
           if (resume === undefined) outcome = result
           else resume(result)
         })
-        if (!this.write(msg.encode(request))) {
+        const frame = msg.encode(request)
+        this.config.observe?.onSent(request.namespace, 1, frameLength(frame))
+        if (!this.write(frame)) {
           this.pending.delete(wait)
           return Effect.fail(this.unavailableError)
         }

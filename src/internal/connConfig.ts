@@ -13,6 +13,7 @@ import type * as Errors from "../Errors.js"
 import type * as Events from "../Events.js"
 import type * as Message from "../Message.js"
 import type * as Reply from "../Reply.js"
+import type { Observer } from "./observe.js"
 import type { OverflowStrategy } from "./outbox.js"
 
 /** @internal */
@@ -116,6 +117,8 @@ export interface ConnConfig {
   readonly maxNameLength: number
   /** rooms a peer may join per connection */
   readonly maxRooms: number
+  /** counts, times and traces what the connection does; undefined when there is nothing to do */
+  readonly observe?: Observer | undefined
 }
 
 /** A handler's message, or an Effect the dispatcher runs in order with the messages. @internal */

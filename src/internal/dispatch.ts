@@ -13,7 +13,7 @@ import * as Message from "../Message.js"
 import type * as Reply from "../Reply.js"
 import { Phase, type Protocol, type Task } from "./connConfig.js"
 import { Fifo } from "./fifo.js"
-import { answer, run } from "./handler.js"
+import { answer, complete, run } from "./handler.js"
 import type { AnyConn, NSConnImpl } from "./handles.js"
 import * as namespace from "./namespace.js"
 import * as room from "./room.js"
@@ -158,6 +158,8 @@ const handleNow = (conn: AnyConn, m: Message.Message): boolean => {
   if (m.native || m.event.charCodeAt(0) === 95 /* "_": system events */) return false
   const ns = eventTarget(conn, m)
   if (ns !== undefined) {
+    const observe = conn.config.observe
+    const started = observe === undefined ? 0 : performance.now()
     let effect: Effect.Effect<void | Reply.Reply, unknown>
     try {
       effect = conn.handlerFor(m.namespace, m.event)!(ns, m) as Effect.Effect<void | Reply.Reply, unknown>
@@ -165,10 +167,12 @@ const handleNow = (conn: AnyConn, m: Message.Message): boolean => {
       effect = Effect.die(defect)
     }
     if (Exit.isExit(effect)) {
-      const after = answer(conn, m, effect as Exit.Exit<void | Reply.Reply, unknown>)
-      if (after !== Effect.void) conn.config.fork(after)
+      const exit = effect as Exit.Exit<void | Reply.Reply, unknown>
+      const span = observe === undefined ? undefined : observe.handledNow(conn, m, started, exit)
+      const after = answer(conn, m, exit)
+      if (after !== Effect.void) conn.config.fork(span === undefined ? after : Effect.withParentSpan(after, span))
     } else {
-      enqueue(conn, Effect.flatMap(Effect.exit(effect), (exit) => answer(conn, m, exit)))
+      enqueue(conn, complete(conn, m, effect, started))
       return true
     }
   }

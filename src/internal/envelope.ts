@@ -86,6 +86,17 @@ export type Outcome =
   | { readonly _tag: "Reply"; readonly message: Message.Message }
   | { readonly _tag: "Failure"; readonly error: Errors.AskError | Errors.ConnectionNotFound }
 
+/**
+ * The caller's span, so that a cross-instance send or ask continues its trace.
+ *
+ * @internal
+ */
+export interface Trace {
+  readonly traceId: string
+  readonly spanId: string
+  readonly sampled: boolean
+}
+
 /** @internal */
 export type Envelope =
   | {
@@ -102,6 +113,7 @@ export type Envelope =
     readonly correlation: number
     readonly to: string
     readonly message: Message.Message
+    readonly trace?: Trace | undefined
   }
   | {
     readonly _tag: "Ask"
@@ -110,6 +122,7 @@ export type Envelope =
     readonly to: string
     readonly timeoutMs: number
     readonly message: Message.Message
+    readonly trace?: Trace | undefined
   }
   | {
     readonly _tag: "Close"
@@ -124,9 +137,11 @@ export type Envelope =
   | { readonly _tag: "Result"; readonly correlation: number; readonly outcome: Outcome }
   /** the servers' own cluster messages (heartbeats, presence, remote control), to every instance or to `to` */
   | { readonly _tag: "Cluster"; readonly origin: string; readonly to: string | undefined; readonly payload: Uint8Array }
+  /** an instance's summary for the admin dashboard */
+  | { readonly _tag: "Info"; readonly origin: string; readonly payload: Uint8Array }
 
 const VERSION = 1
-const kinds = ["", "Broadcast", "Send", "Ask", "Close", "Count", "Ack", "Result", "Cluster"] as const
+const kinds = ["", "Broadcast", "Send", "Ask", "Close", "Count", "Ack", "Result", "Cluster", "Info"] as const
 const kindCode = {
   Broadcast: 1,
   Send: 2,
@@ -135,7 +150,8 @@ const kindCode = {
   Count: 5,
   Ack: 6,
   Result: 7,
-  Cluster: 8
+  Cluster: 8,
+  Info: 9
 } satisfies Record<Envelope["_tag"], number>
 
 const failureTags = [
@@ -337,11 +353,25 @@ const readFailure = (r: Reader): Errors.AskError | Errors.ConnectionNotFound => 
   }
 }
 
+/** Set on the kind byte of a send or an ask that carries the caller's trace (an untraced one is unchanged). */
+const TRACED = 0x80
+
+const writeTrace = (w: Writer, trace: Trace | undefined) => {
+  if (trace === undefined) return
+  w.string(trace.traceId)
+  w.string(trace.spanId)
+  w.byte(trace.sampled ? 1 : 0)
+}
+
+const readTrace = (r: Reader, traced: boolean): Trace | undefined =>
+  traced ? { traceId: r.string(), spanId: r.string(), sampled: r.byte() === 1 } : undefined
+
 /** @internal */
 export const encode = (envelope: Envelope): Uint8Array => {
   const w = new Writer()
   w.byte(VERSION)
-  w.byte(kindCode[envelope._tag])
+  const traced = (envelope._tag === "Send" || envelope._tag === "Ask") && envelope.trace !== undefined
+  w.byte(kindCode[envelope._tag] | (traced ? TRACED : 0))
   switch (envelope._tag) {
     case "Broadcast": {
       const { exceptConnection, exceptId, to } = envelope
@@ -360,6 +390,7 @@ export const encode = (envelope: Envelope): Uint8Array => {
       w.string(envelope.origin)
       w.uint(envelope.correlation)
       w.string(envelope.to)
+      writeTrace(w, envelope.trace)
       writeMessage(w, envelope.message)
       break
     case "Ask":
@@ -367,7 +398,12 @@ export const encode = (envelope: Envelope): Uint8Array => {
       w.uint(envelope.correlation)
       w.string(envelope.to)
       w.uint(envelope.timeoutMs)
+      writeTrace(w, envelope.trace)
       writeMessage(w, envelope.message)
+      break
+    case "Info":
+      w.string(envelope.origin)
+      w.bytes(envelope.payload)
       break
     case "Close":
       w.string(envelope.origin)
@@ -413,8 +449,9 @@ export const decode = (payload: Uint8Array): Envelope | undefined => {
   if (payload.length < 2 || payload[0] !== VERSION) return undefined
   const r = new Reader(payload)
   r.pos = 2
+  const traced = (payload[1] & TRACED) !== 0
   try {
-    switch (kinds[payload[1]]) {
+    switch (kinds[payload[1] & ~TRACED]) {
       case "Broadcast": {
         const origin = r.string()
         const flags = r.byte()
@@ -427,14 +464,16 @@ export const decode = (payload: Uint8Array): Envelope | undefined => {
         const origin = r.string()
         const correlation = r.uint()
         const to = r.string()
-        return { _tag: "Send", origin, correlation, to, message: readMessage(r) }
+        const trace = readTrace(r, traced)
+        return { _tag: "Send", origin, correlation, to, message: readMessage(r), trace }
       }
       case "Ask": {
         const origin = r.string()
         const correlation = r.uint()
         const to = r.string()
         const timeoutMs = r.uint()
-        return { _tag: "Ask", origin, correlation, to, timeoutMs, message: readMessage(r) }
+        const trace = readTrace(r, traced)
+        return { _tag: "Ask", origin, correlation, to, timeoutMs, message: readMessage(r), trace }
       }
       case "Close": {
         const origin = r.string()
@@ -460,6 +499,10 @@ export const decode = (payload: Uint8Array): Envelope | undefined => {
         const origin = r.string()
         const to = r.byte() === 1 ? r.string() : undefined
         return { _tag: "Cluster", origin, to, payload: r.rest() }
+      }
+      case "Info": {
+        const origin = r.string()
+        return { _tag: "Info", origin, payload: r.rest() }
       }
       default:
         return undefined

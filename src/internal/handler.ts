@@ -12,6 +12,7 @@ import type { AnyHandler } from "./connConfig.js"
 import { failureOf } from "./failure.js"
 import type { AnyConn, NSConnImpl } from "./handles.js"
 import * as msg from "./message.js"
+import { frameLength } from "./observe.js"
 import type { Frame } from "./outbox.js"
 
 /** A handler's requirements are provided by the runtime its connection runs on. @internal */
@@ -44,11 +45,32 @@ export const fire = (ns: NSConnImpl<any, any>, message: Message.Message): Effect
 }
 
 /** Runs a user handler and answers its outcome. @internal */
-export const run = (handler: AnyHandler, ns: NSConnImpl<any, any>, m: Message.Message): Effect.Effect<void> =>
-  invoke(handler, ns, m).pipe(
-    Effect.exit,
-    Effect.flatMap((exit) => answer(ns.conn, m, exit))
-  )
+export const run = (handler: AnyHandler, ns: NSConnImpl<any, any>, m: Message.Message): Effect.Effect<void> => {
+  if (ns.conn.config.observe === undefined) {
+    return invoke(handler, ns, m).pipe(
+      Effect.exit,
+      Effect.flatMap((exit) => answer(ns.conn, m, exit))
+    )
+  }
+  return Effect.suspend(() => complete(ns.conn, m, invoke(handler, ns, m), performance.now()))
+}
+
+/**
+ * Runs what a handler returned and answers its outcome; timed and traced when the
+ * connection is observed. `started` is when the handler was called (`performance.now()`).
+ *
+ * @internal
+ */
+export const complete = (
+  conn: AnyConn,
+  m: Message.Message,
+  effect: Effect.Effect<void | Reply.Reply, unknown>,
+  started: number
+): Effect.Effect<void> => {
+  const observe = conn.config.observe
+  if (observe === undefined) return Effect.flatMap(Effect.exit(effect), (exit) => answer(conn, m, exit))
+  return observe.handler(conn, m, started, effect, (exit) => answer(conn, m, exit))
+}
 
 /**
  * Answers what a handler's outcome asks for: its `Reply`, the empty reply of an ask,
@@ -64,7 +86,9 @@ export const answer = (
   if (Exit.isSuccess(exit)) {
     const value = exit.value
     if (Reply.isReply(value)) {
-      conn.write(encodeReply(m, value.body))
+      const frame = encodeReply(m, value.body)
+      conn.config.observe?.onSent(m.namespace, 1, frameLength(frame))
+      conn.write(frame)
     } else if (m.wait.length > 0 && conn.config.answerUnrepliedAsks && !m.native) {
       conn.writeEmptyReply(m.wait)
     }

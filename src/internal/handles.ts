@@ -14,6 +14,7 @@ import type * as Message from "../Message.js"
 import type { ConnImpl } from "./conn.js"
 import type { NamespaceState, RoomState } from "./connConfig.js"
 import * as msg from "./message.js"
+import { frameLength } from "./observe.js"
 
 type EmitError<Offline> = Errors.ConnectionClosed | Errors.BadNamespace | Errors.BadRoom | Offline
 
@@ -52,21 +53,37 @@ export class NSConnImpl<C extends AnyConn = AnyConn, Offline = never> implements
         // only a reconnecting client has a gate, and its Offline includes these
         return gate.hold(this.emitIn(room, event, body, binary, false)) as Effect.Effect<void, EmitError<Offline>>
       }
-      const frame = msg.encode(
-        msg.unsafeMake(
-          this.namespace,
-          room,
-          event,
-          binary && typeof body === "string" ? new TextEncoder().encode(body) : body,
-          undefined,
-          binary || typeof body !== "string",
-          "",
-          false,
-          false
-        )
-      )
-      return this.conn.write(frame) ? Effect.void : Effect.fail(this.conn.unavailableError as Errors.ConnectionClosed)
+      const observe = this.conn.config.observe
+      if (observe?.propagate) {
+        return Effect.flatMap(observe.emitToken, (token) => this.writeEmit(room, event, body, binary, token))
+      }
+      return this.writeEmit(room, event, body, binary, "")
     })
+  }
+
+  /** Writes an emit; `wait` is empty, or the trace token of a client that propagates its caller's span. */
+  private writeEmit(
+    room: string,
+    event: string,
+    body: string | Uint8Array,
+    binary: boolean,
+    wait: string
+  ): Effect.Effect<void, Errors.ConnectionClosed> {
+    const frame = msg.encode(
+      msg.unsafeMake(
+        this.namespace,
+        room,
+        event,
+        binary && typeof body === "string" ? new TextEncoder().encode(body) : body,
+        undefined,
+        binary || typeof body !== "string",
+        wait,
+        false,
+        false
+      )
+    )
+    this.conn.config.observe?.onSent(this.namespace, 1, frameLength(frame))
+    return this.conn.write(frame) ? Effect.void : Effect.fail(this.conn.unavailableError as Errors.ConnectionClosed)
   }
 
   askIn(
@@ -89,19 +106,25 @@ export class NSConnImpl<C extends AnyConn = AnyConn, Offline = never> implements
           timeout
         ) as Effect.Effect<Message.Message, Errors.AskError | Offline>
       }
-      const request = msg.unsafeMake(
-        this.namespace,
-        room,
-        event,
-        body,
-        undefined,
-        typeof body !== "string",
-        this.conn.newToken(),
-        false,
-        false
-      )
-      // Reconnecting only while a client is down, which its Offline includes
-      return this.conn.sendRequest(request, timeout) as Effect.Effect<Message.Message, Errors.AskError | Offline>
+      const token = this.conn.newToken()
+      const send = (suffix: string) =>
+        // Reconnecting only while a client is down, which its Offline includes
+        this.conn.sendRequest(
+          msg.unsafeMake(
+            this.namespace,
+            room,
+            event,
+            body,
+            undefined,
+            typeof body !== "string",
+            token + suffix,
+            false,
+            false
+          ),
+          timeout
+        ) as Effect.Effect<Message.Message, Errors.AskError | Offline>
+      const observe = this.conn.config.observe
+      return observe === undefined ? send("") : observe.ask(this.conn, this.namespace, room, event, send)
     })
   }
 

@@ -15,11 +15,11 @@ import type * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import * as FiberSet from "effect/FiberSet"
 import * as HashMap from "effect/HashMap"
-import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as PubSub from "effect/PubSub"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import type * as Tracer from "effect/Tracer"
 import type * as Conn from "../Conn.js"
 import * as Errors from "../Errors.js"
 import type * as Message from "../Message.js"
@@ -31,6 +31,8 @@ import type { ConnConfig, EventTable } from "./connConfig.js"
 import { protocol } from "./dispatch.js"
 import { failureOf, logsDebug } from "./failure.js"
 import * as msg from "./message.js"
+import * as Metrics from "./metrics.js"
+import * as Observe from "./observe.js"
 import { Registry, targets } from "./registry.js"
 import { withQueryHeaders } from "./request.js"
 import {
@@ -40,6 +42,7 @@ import {
   type ServerNSConn,
   type ServerRoom
 } from "./serverConn.js"
+import { ServerObserver, views } from "./serverObserve.js"
 import { closeAll } from "./shutdown.js"
 import { Timers } from "./timers.js"
 import type { RawSocket, SocketHandlers } from "./transport.js"
@@ -54,15 +57,10 @@ export const ServerTag = Context.GenericTag<Server.Server>("effect-neffos/Server
 const StackExchangeTag = Context.GenericTag<StackExchange.StackExchange>("effect-neffos/StackExchange")
 
 /** @internal */
-export const droppedFrames = Metric.counter("effect_neffos_outbox_dropped_frames", {
-  description: "frames dropped by outbox overflow policies",
-  incremental: true
-})
+export const droppedFrames = Metrics.droppedFrames
 
 /** @internal */
-export const connectionsGauge = Metric.gauge("effect_neffos_connections", {
-  description: "open connections"
-})
+export const connectionsGauge = Metrics.connections
 
 const defaults = {
   askTimeout: Duration.seconds(30),
@@ -118,7 +116,22 @@ export const make = <E, R>(
       sharedOutbox ?? resolveOutbox((options.outbox as (request: Conn.Request) => Server.OutboxOptions)(request))
 
     const registry = new Registry<ServerConn>()
-    const broadcaster = yield* Broadcast.make<ServerConn>(writeTimeout)
+    const instanceId = crypto.randomUUID()
+    const observer = yield* Observe.make({
+      side: "server",
+      metrics: options.metrics ?? true,
+      namespaces: table.keys(),
+      instanceId
+    })
+    const observed = new ServerObserver(observer, registry)
+    Observe.live.add(observer)
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        observer.flush()
+        Observe.live.delete(observer)
+      })
+    )
+    const broadcaster = yield* Broadcast.make<ServerConn>(writeTimeout, observer)
     const lifecycle = yield* PubSub.sliding<Server.ServerEvent>(
       Math.max(1, options.lifecycleCapacity ?? defaults.lifecycleCapacity)
     )
@@ -130,7 +143,6 @@ export const make = <E, R>(
     const shutdownDone = Deferred.unsafeMake<void>(FiberId.none)
     /** connections between their upgrade and their A<id> (or close) */
     const handshaking = new Set<ServerConn>()
-    const instanceId = crypto.randomUUID()
     let bridge: StackExchange.Bridge | undefined
     const cluster = yield* Cluster.make(
       instanceId,
@@ -145,7 +157,9 @@ export const make = <E, R>(
 
     const timers = yield* Timers.make
     const handshakeQueue = timers.queue<ServerConn>(options.handshakeTimeout ?? defaults.handshakeTimeout, (conn) => {
-      if (!conn.closed && !conn.isAccepted) conn.unsafeClose(1008, "handshake timeout", false)
+      if (conn.closed || conn.isAccepted) return
+      if (handshaking.delete(conn)) observed.handshakeEnded(conn, "timeout")
+      conn.unsafeClose(1008, "handshake timeout", false)
     })
     const pongQueue = timers.queue<{ conn: ServerConn; seq: number }>(
       options.pingTimeout ?? defaults.pingTimeout,
@@ -165,6 +179,8 @@ export const make = <E, R>(
     })
     const keepAlive = Duration.toMillis(options.pingInterval ?? defaults.pingInterval) > 0
     yield* Effect.forkScoped(timers.run)
+    // once a second: the message counters flushed, the outbox high-water mark measured
+    if (observer.metrics) yield* Effect.forkScoped(observed.sampler)
 
     /** A topic gained its first local member or lost its last one: the exchange subscribes or unsubscribes. */
     const topicChanged = (topic: StackExchange.Topic, members: number, added: boolean) => {
@@ -174,6 +190,7 @@ export const make = <E, R>(
     const hooks: ServerHooks = {
       namespaceChanged: (ns: ServerNSConn, added: boolean) => {
         const members = registry.namespaceChanged(ns.namespace, ns.conn, added)
+        observed.namespaceChanged(ns.namespace, added)
         topicChanged({ _tag: "Namespace", namespace: ns.namespace }, members, added)
         cluster.membershipChanged(ns.conn, ns.namespace, "", added)
         publish({
@@ -199,9 +216,14 @@ export const make = <E, R>(
             Effect.flatMap((exit) => {
               if (Exit.isSuccess(exit)) return Effect.sync(() => conn.accept())
               const failure = failureOf(exit.cause)
-              if (failure === undefined) return Effect.sync(() => conn.reject("rejected"))
+              const refuse = (text: string) =>
+                Effect.sync(() => {
+                  if (handshaking.delete(conn)) observed.handshakeEnded(conn, "refused")
+                  conn.reject(text)
+                })
+              if (failure === undefined) return refuse("rejected")
               const { log, text } = conn.describeFailure(failure, "", "", "onConnect")
-              return Effect.zipRight(log, Effect.sync(() => conn.reject(text)))
+              return Effect.zipRight(log, refuse(text))
             })
           ) as Effect.Effect<void>
         )
@@ -211,18 +233,18 @@ export const make = <E, R>(
         if (conn.handshakeTimer !== undefined) conn.handshakeTimer.value = undefined
         conn.handshakeTimer = undefined
         const withId = registry.add(conn)
-        connectionsGauge.unsafeUpdate(HashMap.size(registry.snapshot.all), [])
+        observed.handshakeEnded(conn, "accepted")
         topicChanged({ _tag: "Connection", id: conn.id }, withId, true)
         publish({ _tag: "Connected", conn: conn })
       },
       closed: (conn: ServerConn) =>
         Effect.gen(function*() {
-          handshaking.delete(conn)
+          if (handshaking.delete(conn)) observed.handshakeEnded(conn, "failed")
           // onConnect may have set its metadata before refusing it
           cluster.closed(conn)
           if (!conn.isAccepted) return
           const withId = registry.remove(conn)
-          connectionsGauge.unsafeUpdate(HashMap.size(registry.snapshot.all), [])
+          yield* observed.closed(conn)
           topicChanged({ _tag: "Connection", id: conn.id }, withId, false)
           publish({ _tag: "Disconnected", conn: conn, code: conn.closeCode, reason: conn.closeReason })
           if (options.onDisconnect !== undefined) {
@@ -241,7 +263,7 @@ export const make = <E, R>(
             Effect.logWarning("effect-neffos: a broadcast did not reach the other instances", error)
           )
         ),
-      dropped: () => droppedFrames.unsafeUpdate(1, [])
+      dropped: (conn) => observer.onDropped(conn.outbox.strategy)
     }
 
     const config: ServerConnConfig = {
@@ -257,7 +279,8 @@ export const make = <E, R>(
       logsDebug: logsDebug(yield* Effect.runtime<never>()),
       maxNameLength: options.maxNameLength ?? defaults.maxNameLength,
       maxRooms: options.maxRoomsPerConnection ?? defaults.maxRoomsPerConnection,
-      hooks
+      hooks,
+      observe: observer.active ? observer : undefined
     }
 
     const unsafeAccept = (
@@ -283,28 +306,63 @@ export const make = <E, R>(
         conn.openNative()
       } else {
         handshaking.add(conn)
+        observed.upgraded(conn)
         conn.handshakeTimer = handshakeQueue.push(conn)
       }
       if (keepAlive) conn.pingTimer = pingQueue.push(conn)
       return conn.handlers
     }
 
+    /** What a span of the server says about itself. */
+    const spanOptions = (kind: Tracer.SpanKind, attributes: Record<string, unknown>): Tracer.SpanOptions => ({
+      kind,
+      attributes: { ...attributes, "neffos.instance_id": instanceId },
+      captureStackTrace: false
+    })
+
     const broadcast = (
       input: Server.Outgoing,
       opts?: Server.BroadcastOptions
+    ): Effect.Effect<void, Errors.StackExchangeError> => {
+      if (observer.tracer === undefined) return broadcastWith(input, opts, undefined)
+      return Effect.suspend(() => {
+        const dropped = observer.dropped
+        const waits = observer.strictWaits
+        return broadcastWith(input, opts, (receivers) =>
+          Effect.annotateCurrentSpan({
+            "neffos.receivers": receivers,
+            "neffos.dropped": observer.dropped - dropped,
+            "neffos.strict_waits": observer.strictWaits - waits
+          }))
+      }).pipe(Effect.withSpan(
+        "effect-neffos.broadcast",
+        spanOptions("producer", {
+          "neffos.namespace": input.namespace ?? "",
+          "neffos.room": input.room ?? "",
+          "neffos.event": input.event ?? "",
+          "neffos.strict": opts?.strict ?? strictByDefault
+        })
+      ))
+    }
+
+    const broadcastWith = (
+      input: Server.Outgoing,
+      opts: Server.BroadcastOptions | undefined,
+      delivered: ((receivers: number) => Effect.Effect<void>) | undefined
     ): Effect.Effect<void, Errors.StackExchangeError> =>
       Effect.suspend(() => {
         const message = msg.isMessage(input) && input.wait === "" ? input : msg.make({ ...input, wait: "" })
         const except = opts?.except
         const exceptConn = typeof except === "object" ? (except as ServerConn) : undefined
         const exceptId = typeof except === "string" ? except : undefined
-        const local = broadcaster.deliver(
+        const offered = broadcaster.deliver(
           registry.snapshot,
           message,
           input.to,
           { key: exceptConn?.key ?? -1, id: exceptId },
           opts?.strict ?? strictByDefault
         )
+        const local = delivered === undefined ? offered : Effect.tap(offered, delivered)
         if (bridge === undefined) return Effect.asVoid(local)
         const remote = bridge.publish(message, {
           to: input.to,
@@ -341,6 +399,18 @@ export const make = <E, R>(
       })
 
     const send = (id: string, input: Server.Outgoing) =>
+      observer.tracer === undefined ? sendNow(id, input) : Effect.withSpan(
+        sendNow(id, input),
+        "effect-neffos.send",
+        spanOptions("producer", {
+          "neffos.to": id,
+          "neffos.namespace": input.namespace ?? "",
+          "neffos.room": input.room ?? "",
+          "neffos.event": input.event ?? ""
+        })
+      )
+
+    const sendNow = (id: string, input: Server.Outgoing) =>
       Effect.suspend(() => {
         const found = withId(id, input.namespace ?? "").length
         const message = msg.make({ ...input, wait: "" })
@@ -360,7 +430,19 @@ export const make = <E, R>(
         if (bridge === undefined || withId(request.to, request.namespace).length > 0) {
           return localAsk(request, opts?.timeout)
         }
-        return bridge.ask(request, opts?.timeout ?? askTimeout)
+        const remote = bridge.ask(request, opts?.timeout ?? askTimeout)
+        // a local ask has the connection's own span (handles.ts); a remote one continues on the other instance
+        return observer.tracer === undefined ? remote : Effect.withSpan(
+          remote,
+          `effect-neffos.ask ${request.namespace}.${request.event}`,
+          spanOptions("client", {
+            "neffos.to": request.to,
+            "neffos.namespace": request.namespace,
+            "neffos.room": request.room ?? "",
+            "neffos.event": request.event,
+            "neffos.cross_instance": true
+          })
+        )
       })
 
     const closeLocal = (id: string, code: number, reason: string): number => {
@@ -381,6 +463,7 @@ export const make = <E, R>(
         return Effect.map(bridge.close(id, code, reason), (remote) => local + remote)
       })
 
+    const infoListeners = new Set<(origin: string, payload: Uint8Array) => void>()
     const localServer: StackExchange.LocalServer = {
       instanceId,
       topics: () => registry.topics(),
@@ -396,9 +479,23 @@ export const make = <E, R>(
       close: closeLocal,
       reportStatus: (status) => {
         cluster.status(status)
-        publish(status._tag === "Up" ? { _tag: "StackExchangeUp" } : { _tag: "StackExchangeDown", error: status.error })
+        const up = status._tag === "Up"
+        if (observer.brokerUp !== up) {
+          fork(
+            up
+              ? Effect.logInfo("effect-neffos: the stack exchange's broker is back")
+              : Effect.logWarning("effect-neffos: the stack exchange's broker is down").pipe(
+                Effect.annotateLogs({ reason: status.error.reason, operation: status.error.operation })
+              )
+          )
+        }
+        observer.brokerUp = up
+        publish(up ? { _tag: "StackExchangeUp" } : { _tag: "StackExchangeDown", error: status.error })
       },
-      cluster: cluster.receive
+      cluster: cluster.receive,
+      info: (origin, payload) => {
+        for (const listener of infoListeners) listener(origin, payload)
+      }
     }
 
     const shutdown = Effect.suspend(() => {
@@ -475,8 +572,18 @@ export const make = <E, R>(
     // handlers may use the Server itself: their fibers run with it in their context
     fork = yield* FiberSet.runtime(fibers)<never>().pipe(Effect.provideService(ServerTag, server))
     yield* Effect.addFinalizer(() => shutdown)
+    views.set(server, {
+      instanceId,
+      startedAt: Date.now(),
+      observer,
+      registry,
+      measure: () => observed.measure(),
+      publishInfo: (payload) => bridge?.info?.(payload),
+      infoListeners
+    })
     const exchange = yield* Effect.serviceOption(StackExchangeTag)
     if (Option.isSome(exchange)) {
+      observer.brokerUp = true
       const attached = bridge = yield* exchange.value.attach(localServer)
       yield* cluster.attach({
         publish: (payload, to) => Effect.runSync(Effect.ignore(attached.cluster(payload, { to }))),

@@ -6,28 +6,21 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as FiberSet from "effect/FiberSet"
-import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
+import * as Tracer from "effect/Tracer"
 import * as Errors from "../Errors.js"
 import type * as Message from "../Message.js"
 import type * as StackExchange from "../StackExchange.js"
 import * as envelope from "./envelope.js"
 import * as msg from "./message.js"
+import { brokerUp, droppedPublishes, failures, publishFailures } from "./metrics.js"
+import { installedTracer, startSpan } from "./trace.js"
 
 /** @internal */
-export const failures = Metric.counter("effect_neffos_stack_exchange_failures", {
-  description: "stack exchange operations that failed because of the broker (publish, request, subscribe, connection)",
-  incremental: true
-})
-
-/** @internal */
-export const droppedPublishes = Metric.counter("effect_neffos_stack_exchange_dropped_publishes", {
-  description: "publishes dropped because too many were waiting for the broker (maxPendingPublishes, maxPendingBytes)",
-  incremental: true
-})
+export { droppedPublishes, failures } from "./metrics.js"
 
 const defaults = {
   prefix: "neffos",
@@ -70,6 +63,15 @@ interface Gathered {
   expected: number | undefined
 }
 
+/** The caller's span, if any: a cross-instance send or ask carries it. */
+const callerTrace: Effect.Effect<envelope.Trace | undefined> = Effect.map(
+  Effect.serviceOption(Tracer.ParentSpan),
+  (span) =>
+    Option.isSome(span)
+      ? { traceId: span.value.traceId, spanId: span.value.spanId, sampled: span.value.sampled }
+      : undefined
+)
+
 const unavailable = new Error("the broker is unavailable")
 const detached = new Error("the server detached from the stack exchange")
 const overloaded = new Error("too many publishes are waiting for the broker")
@@ -99,6 +101,9 @@ export const make = (
     const maxPendingPublishes = Math.max(1, options?.maxPendingPublishes ?? defaults.maxPendingPublishes)
     const maxPendingBytes = Math.max(1, options?.maxPendingBytes ?? defaults.maxPendingBytes)
     const names = envelope.channels(prefix)
+    // spans of what arrives from other instances go to the tracer the exchange was built with
+    const tracer = yield* installedTracer
+    const clock = yield* Effect.clock
 
     const locals = new Map<string, Attached>()
     /** channel -> how many (server, topic) pairs want it */
@@ -182,6 +187,7 @@ export const make = (
       if (dirty.size > 0) return void wake.unsafeOffer(undefined)
       if (connected && restoring) {
         restoring = false
+        brokerUp.unsafeUpdate(1, [])
         for (const attached of locals.values()) attached.local.reportStatus({ _tag: "Up" })
       }
       settle()
@@ -241,7 +247,10 @@ export const make = (
     /** Why a publish cannot be taken now (counted), or undefined when it can. */
     const refusal = (operation: string, bytes: number): Errors.StackExchangeError | undefined => {
       if (nodeClosed) return detachedError(operation)
-      if (!connected) return failed(operation, "Down", lastDown?.cause ?? unavailable)
+      if (!connected) {
+        publishFailures.unsafeUpdate(1, [])
+        return failed(operation, "Down", lastDown?.cause ?? unavailable)
+      }
       if (pendingPublishes >= maxPendingPublishes || (pendingPublishes > 0 && pendingBytes + bytes > maxPendingBytes)) {
         droppedPublishes.unsafeUpdate(1, [])
         return new Errors.StackExchangeError({ operation, reason: "Overloaded", cause: overloaded })
@@ -265,7 +274,10 @@ export const make = (
           () =>
             new Errors.StackExchangeError({ operation: "publish", reason: "Broker", cause: Cause.squash(exit.cause) })
         )
-        if (error.reason !== "Detached") failures.unsafeUpdate(batch.length, [])
+        if (error.reason !== "Detached") {
+          failures.unsafeUpdate(batch.length, [])
+          publishFailures.unsafeUpdate(batch.length, [])
+        }
         for (const entry of batch) entry.confirm?.(error)
       }
       if (pendingPublishes === 0) { for (const waiter of Array.from(drainWaiters)) waiter() }
@@ -384,7 +396,11 @@ export const make = (
           event: message.event,
           body: message.body
         }, Duration.millis(request.timeoutMs))
-      const first = targets.length === 1 ? ask(targets[0]) : Effect.raceAll(targets.map(ask))
+      const anyOf = targets.length === 1 ? ask(targets[0]) : Effect.raceAll(targets.map(ask))
+      // the asking instance's span is the parent of whatever the ask does here
+      const first = request.trace === undefined
+        ? anyOf
+        : Effect.withParentSpan(anyOf, Tracer.externalSpan(request.trace))
       return Effect.flatMap(Effect.exit(first), (exit) =>
         Effect.sync(() => {
           if (Exit.isSuccess(exit)) {
@@ -430,6 +446,23 @@ export const make = (
           for (const local of others(received.origin)) {
             count += local.deliver(received.message, { to: received.to, except: {} })
           }
+          if (tracer !== undefined && received.trace !== undefined) {
+            const span = startSpan(
+              tracer,
+              clock,
+              "effect-neffos.send",
+              Tracer.externalSpan(received.trace),
+              "consumer",
+              {
+                "neffos.to": received.to,
+                "neffos.namespace": received.message.namespace,
+                "neffos.room": received.message.room,
+                "neffos.event": received.message.event,
+                "neffos.receivers": count
+              }
+            )
+            span.end(clock.unsafeCurrentTimeNanos(), Exit.void)
+          }
           reply(received.origin, { _tag: "Ack", correlation: received.correlation, count })
           return
         }
@@ -466,6 +499,9 @@ export const make = (
           for (const local of targets) local.cluster?.(received.origin, received.payload)
           return
         }
+        case "Info":
+          for (const local of others(received.origin)) local.info?.(received.origin, received.payload)
+          return
       }
     }
 
@@ -479,6 +515,7 @@ export const make = (
       restoring = false
       lastDown = error
       failures.unsafeUpdate(1, [])
+      brokerUp.unsafeUpdate(0, [])
       for (const request of Array.from(pending.values())) request.fail(error)
       const unconfirmed = new Errors.StackExchangeError({ operation: "publish", reason: "Down", cause: error.cause })
       for (const fail of Array.from(confirming)) fail(unconfirmed)
@@ -561,6 +598,7 @@ export const make = (
       })
 
     const transport = yield* acquire({ onMessage, onStatus })
+    brokerUp.unsafeUpdate(1, [])
     yield* Effect.addFinalizer(() =>
       Effect.sync(() => {
         nodeClosed = true
@@ -625,6 +663,7 @@ export const make = (
     ): Effect.Effect<Message.Message, Errors.AskError | Errors.ConnectionNotFound | Errors.StackExchangeError> =>
       Effect.gen(function*() {
         const duration = Duration.decode(timeout)
+        const trace = yield* callerTrace
         const correlation = ++nextCorrelation
         const done = yield* Deferred.make<
           Message.Message,
@@ -664,6 +703,7 @@ export const make = (
           correlation,
           to: request.to,
           timeoutMs: Math.max(0, Math.round(Duration.toMillis(duration))),
+          trace,
           message: msg.unsafeMake(
             request.namespace,
             request.room ?? "",
@@ -780,12 +820,13 @@ export const make = (
             guard(
               "send",
               Effect.flatMap(
-                gather(
-                  "send",
-                  names.id(id),
-                  (correlation) => ({ _tag: "Send", origin, correlation, to: id, message }),
-                  (state) => state.positive > 0
-                ),
+                Effect.flatMap(callerTrace, (trace) =>
+                  gather(
+                    "send",
+                    names.id(id),
+                    (correlation) => ({ _tag: "Send", origin, correlation, to: id, message, trace }),
+                    (state) => state.positive > 0
+                  )),
                 (state) =>
                   state.positive > 0
                     ? Effect.void
@@ -806,6 +847,9 @@ export const make = (
                 return refused === undefined ? Effect.void : Effect.fail(refused)
               })
             ),
+          info: (payload) => {
+            if (!attached.closed) post("info", names.all, { _tag: "Info", origin, payload })
+          },
           connectionCount: guard(
             "count",
             Effect.map(
