@@ -37,3 +37,8 @@ export * as Client from "./Client.js"
  * @since 0.1.0
  */
 export * as Contract from "./Contract.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as History from "./History.js"

@@ -30,6 +30,7 @@ import type { ConnConfig, EventTable } from "./connConfig.js"
 import { protocol } from "./dispatch.js"
 import { failureOf, logsDebug } from "./failure.js"
 import * as msg from "./message.js"
+import * as Recovery from "./recovery.js"
 import { Registry, targets } from "./registry.js"
 import { withQueryHeaders } from "./request.js"
 import {
@@ -118,6 +119,10 @@ export const make = <E, R>(
 
     const registry = new Registry<ServerConn>()
     const broadcaster = yield* Broadcast.make<ServerConn>(writeTimeout)
+    // recoverable rooms (recovery.ts): nothing of it exists without history rules
+    const recovery = options.history === undefined
+      ? undefined
+      : yield* Recovery.make(options.history, broadcaster, registry, writeTimeout)
     const lifecycle = yield* PubSub.sliding<Server.ServerEvent>(
       Math.max(1, options.lifecycleCapacity ?? defaults.lifecycleCapacity)
     )
@@ -230,7 +235,8 @@ export const make = <E, R>(
             Effect.logWarning("effect-neffos: a broadcast did not reach the other instances", error)
           )
         ),
-      dropped: () => droppedFrames.unsafeUpdate(1, [])
+      dropped: () => droppedFrames.unsafeUpdate(1, []),
+      joinRecovery: recovery?.joinRecovery
     }
 
     const config: ServerConnConfig = {
@@ -264,6 +270,7 @@ export const make = <E, R>(
         request,
         Number.isFinite(reconnectTries) && reconnectTries > 0 ? reconnectTries : 0
       )
+      if (recovery?.recovers(request)) conn.recovery = new Map()
       if (!accepting) {
         conn.unsafeClose(1001, "server shutdown", false)
         return conn.handlers
@@ -287,13 +294,13 @@ export const make = <E, R>(
         const except = opts?.except
         const exceptConn = typeof except === "object" ? (except as ServerConn) : undefined
         const exceptId = typeof except === "string" ? except : undefined
-        const local = broadcaster.deliver(
-          registry.snapshot,
-          message,
-          input.to,
-          { key: exceptConn?.key ?? -1, id: exceptId },
-          opts?.strict ?? strictByDefault
-        )
+        const skip = { key: exceptConn?.key ?? -1, id: exceptId }
+        const strict = opts?.strict ?? strictByDefault
+        // a recoverable room's broadcast is stored, and delivered with its position to those who asked
+        const history = recovery?.settingsFor(message, input.to)
+        const local = history === undefined
+          ? broadcaster.deliver(registry.snapshot, message, input.to, skip, strict)
+          : recovery!.deliver(message, history, skip, strict)
         if (bridge === undefined) return Effect.asVoid(local)
         const remote = bridge.publish(message, {
           to: input.to,
@@ -301,7 +308,8 @@ export const make = <E, R>(
             connection: exceptConn === undefined ? undefined : { instance: instanceId, key: exceptConn.key },
             id: exceptId
           },
-          confirm: opts?.confirm
+          confirm: opts?.confirm,
+          history: history !== undefined && recovery!.isShared() ? history : undefined
         })
         return Effect.zipRight(local, remote)
       })
@@ -373,11 +381,14 @@ export const make = <E, R>(
     const localServer: StackExchange.LocalServer = {
       instanceId,
       topics: () => registry.topics(),
-      deliver: (message, { except, to }) => {
+      deliver: (message, { except, stored, to }) => {
         const key = except.connection !== undefined && except.connection.instance === instanceId
           ? except.connection.key
           : -1
-        return broadcaster.fanOut(registry.snapshot, message, to, { key, id: except.id })
+        const recovered = recovery === undefined
+          ? -1
+          : recovery.deliverRemote(message, to, { key, id: except.id }, stored)
+        return recovered >= 0 ? recovered : broadcaster.fanOut(registry.snapshot, message, to, { key, id: except.id })
       },
       ask: (request, timeout) => localAsk(request, timeout),
       count: (id, namespace) => withId(id, namespace).length,
@@ -409,6 +420,10 @@ export const make = <E, R>(
     const server: Server.Server = {
       instanceId,
       broadcast,
+      history: (namespace, room, readOptions) =>
+        recovery === undefined
+          ? Effect.fail(new Errors.HistoryUnavailable({ namespace, room, reason: "NotRecoverable" }))
+          : recovery.history(namespace, room, readOptions),
       send,
       ask,
       disconnect,
@@ -459,6 +474,7 @@ export const make = <E, R>(
     const exchange = yield* Effect.serviceOption(StackExchangeTag)
     if (Option.isSome(exchange)) {
       bridge = yield* exchange.value.attach(localServer)
+      recovery?.attach(bridge)
       // finalizers run last-first: shut down (the last broadcasts still cross) before detaching
       yield* Effect.addFinalizer(() => shutdown)
     }
