@@ -188,7 +188,8 @@ export interface HistorySettings {
 
 /**
  * A read of a room's history: its position now and, when `since` has the room's
- * epoch, the messages after it, oldest first (at most `limit + 1`). `covered` says
+ * epoch, the messages after it, oldest first (at most `limit + 1`); without
+ * `since`, its latest `limit` messages. `covered` says
  * that nothing between `since` and them was trimmed or lost; `count` is how many
  * messages follow `since`, when the store knows it.
  * @since 0.1.0

@@ -227,15 +227,20 @@ export class MemoryStore {
 
   /**
    * The room's position and, when `since` has its epoch, the messages after it that
-   * are younger than `ttl`, at most `limit + 1`.
+   * are younger than `ttl`, at most `limit + 1`; without `since`, the latest `limit`.
    */
   read(namespace: string, roomName: string, settings: Settings, since: Position | undefined, limit: number): Read {
     const room = this.room(roomKey(namespace, roomName))
-    const position = { epoch: room.epoch, offset: room.top }
-    if (since === undefined || since.epoch !== room.epoch || since.offset >= room.top || since.offset < 0) {
-      return { position, entries: [], covered: since !== undefined && since.epoch === room.epoch, count: undefined }
-    }
     this.expire(room, this.now() - settings.ttl)
+    const position = { epoch: room.epoch, offset: room.top }
+    if (since === undefined) {
+      const entries: Array<StoredMessage> = []
+      for (let i = Math.max(0, room.count - limit); i < room.count; i++) entries.push(room.at(i).entry)
+      return { position, entries, covered: true, count: undefined }
+    }
+    if (since.epoch !== room.epoch || since.offset >= room.top || since.offset < 0) {
+      return { position, entries: [], covered: since.epoch === room.epoch, count: undefined }
+    }
     const count = room.top - since.offset
     const first = room.count === 0 ? room.top + 1 : room.at(0).entry.stored.offset
     const entries: Array<StoredMessage> = []

@@ -369,7 +369,7 @@ export const make = (
           yield* Effect.ignore(Effect.timeout(settled, defaults.settleTimeout))
         }
         const limit = Math.min(settings.size, maxReplay)
-        const result = yield* Effect.either(read(m.namespace, m.room, settings, since, limit))
+        const result = yield* Effect.either(read(m.namespace, m.room, settings, since, since === undefined ? 0 : limit))
         const cursor = conn.recovery?.get(key)
         if (conn.closed || cursor === undefined || cursor.pending === undefined) return
         let body: string
@@ -455,13 +455,10 @@ export const make = (
             time: stored.time
           }))
         })
-        const latest = Effect.flatMap(read(namespace, room, settings, undefined, 0), (top) =>
-          read(namespace, room, settings, { epoch: top.position.epoch, offset: 0 }, settings.size).pipe(
-            Effect.map((all) => {
-              const fresh = all.entries.filter((entry) => entry.stored.time >= now() - settings.ttl)
-              return page(top, false, fresh.slice(Math.max(0, fresh.length - limit)))
-            })
-          ))
+        const latest = Effect.map(read(namespace, room, settings, undefined, limit), (read) => {
+          const fresh = read.entries.filter((entry) => entry.stored.time >= now() - settings.ttl)
+          return page(read, false, fresh.slice(Math.max(0, fresh.length - limit)))
+        })
         const result = since === undefined ? latest : Effect.map(
           read(namespace, room, settings, since, limit),
           (read) => page(read, decide(since, read, settings, limit, now()) === undefined, read.entries.slice(0, limit))

@@ -1,0 +1,4 @@
+import { suite } from "./History.suite.js"
+
+// one instance, its history in memory
+suite({ name: "one instance" })
