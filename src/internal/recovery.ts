@@ -5,15 +5,8 @@
  * the frame they always got), and answering a join that resumes: live messages
  * for the joining connection wait while the history is read, the answer says what
  * was recovered, the missed messages follow in order, then the waiting ones
- * (duplicates dropped by offset), then live.
- *
- * Wire additions, for recovering connections only (`X-Neffos-Recovery: 1`):
- * - a message of a recoverable room carries `!<offset>:<prev>:<epoch>` in its
- *   `wait` field (a neffos broadcast's is empty); a message the connection is
- *   excluded from comes as a marker with only that, `isNoOp` set and no event;
- * - a join request whose body is `neffos-resume:<offset>:<epoch>` resumes from
- *   there (also for a room already joined: a resync after a gap);
- * - the join's reply body is `neffos-recovery:<status>…` (see `replyBody`).
+ * (duplicates dropped by offset), then live. The wire is in recoveryWire.ts, the
+ * stores in historyStore.ts (memory) and below the exchange (Redis, JetStream).
  *
  * @internal
  */
@@ -43,9 +36,10 @@ import {
   type StoredMessage
 } from "./historyStore.js"
 import * as msg from "./message.js"
+import { decide, header, marker, parseResume, replyBody, shared, withPosition } from "./recoveryWire.js"
 import { type Registry, targets } from "./registry.js"
 import type { ServerConn } from "./serverConn.js"
-import { SharedText } from "./transport.js"
+import type { SharedText } from "./transport.js"
 
 /** @internal */
 export const metrics = {
@@ -68,53 +62,6 @@ const defaults = {
   /** how long a resume waits for the exchange's subscriptions to be live */
   settleTimeout: Duration.seconds(1)
 }
-
-/** The request header by which a client asks for positions. @internal */
-export const header = "x-neffos-recovery"
-
-const resumePrefix = "neffos-resume:"
-const replyPrefix = "neffos-recovery:"
-
-/** The `wait` field of a message with its position. @internal */
-export const positionToken = (stored: Stored): string => `!${stored.offset}:${stored.prev}:${stored.epoch}`
-
-const shared = (encoded: string | Uint8Array) => typeof encoded === "string" ? new SharedText(encoded) : encoded
-
-const withPosition = (m: Message.Message, stored: Stored) =>
-  shared(msg.encode(msg.unsafeMake(
-    m.namespace,
-    m.room,
-    m.event,
-    m.body,
-    m.error,
-    m.binary,
-    positionToken(stored),
-    false,
-    false
-  )))
-
-const marker = (m: Message.Message, stored: Stored) =>
-  msg.encode(msg.unsafeMake(m.namespace, m.room, "", "", undefined, false, positionToken(stored), true, false))
-
-/** `neffos-resume:<offset>:<epoch>`, or undefined. */
-const parseResume = (body: string | Uint8Array): Position | undefined => {
-  if (typeof body !== "string" || !body.startsWith(resumePrefix)) return undefined
-  const rest = body.slice(resumePrefix.length)
-  const colon = rest.indexOf(":")
-  const offset = Number(rest.slice(0, colon))
-  if (colon === -1 || !Number.isSafeInteger(offset) || offset < 0) return undefined
-  return { epoch: rest.slice(colon + 1), offset }
-}
-
-/**
- * The join reply's body: `fresh:<offset>:<epoch>` (live from this position),
- * `recovered:<offset>:<epoch>:<count>` (from the client's position, `count`
- * replayed messages follow), `<reason>:<offset>:<epoch>` (not recovered; live from
- * this position) or `storeDown` (no position), each after `neffos-recovery:`.
- */
-const replyBody = (status: string, position?: Position, count?: number) =>
-  replyPrefix + status + (position === undefined ? "" : `:${position.offset}:${position.epoch}`) +
-  (count === undefined ? "" : `:${count}`)
 
 const toSettings = (settings: History.Settings | undefined): Settings | undefined =>
   settings === undefined ? undefined : {
@@ -140,30 +87,6 @@ const compile = (rooms: History.Rooms) => {
     }
     return undefined
   }
-}
-
-/**
- * Whether what follows `since` is recovered (undefined) or why not: the epoch
- * must match, the store must vouch that nothing is missing, and the gap must fit
- * the room's `size`, `ttl` and the replay limit.
- *
- * @internal
- */
-export const decide = (
-  since: Position,
-  read: Read,
-  settings: Settings,
-  limit: number,
-  now: number
-): History.NotRecoveredReason | undefined => {
-  if (read.position.epoch !== since.epoch || since.offset > read.position.offset) return "epochChanged"
-  if (since.offset === read.position.offset && read.entries.length === 0) return read.covered ? undefined : "trimmed"
-  if (!read.covered) return "trimmed"
-  if (read.count !== undefined && read.count > settings.size) return "trimmed"
-  if (read.entries.length > limit) return limit < settings.size ? "tooMany" : "trimmed"
-  const oldest = now - settings.ttl
-  for (const entry of read.entries) if (entry.stored.time < oldest) return "trimmed"
-  return undefined
 }
 
 /** @internal */

@@ -21,11 +21,10 @@ import type { ConnImpl } from "./conn.js"
 import type { NamespaceState, Protocol } from "./connConfig.js"
 import { type Position, roomKey } from "./historyStore.js"
 import * as msg from "./message.js"
+import { replyPrefix, resumePrefix } from "./recoveryWire.js"
 
 /** The header by which the client asks for positions. @internal */
 export const header = "X-Neffos-Recovery"
-
-const replyPrefix = "neffos-recovery:"
 
 /** The positions of the messages handlers received. */
 const positionsOf = new WeakMap<Message.Message, Position>()
@@ -116,7 +115,7 @@ export class ClientRecovery {
   /** A join request; with the room's last position when there is one. */
   joinRequest(conn: AnyConn, namespace: string, room: string): Message.Message {
     const known = this.rooms.get(roomKey(namespace, room))
-    const body = known === undefined || known.epoch === "" ? "" : `neffos-resume:${known.offset}:${known.epoch}`
+    const body = known === undefined || known.epoch === "" ? "" : `${resumePrefix}${known.offset}:${known.epoch}`
     return msg.unsafeMake(namespace, room, Message.OnRoomJoin, body, undefined, false, conn.newToken(), false, false)
   }
 
