@@ -10,7 +10,7 @@ import type { Machine } from "./lib/machine.js"
 import { Results } from "./lib/report.js"
 import type { LoadApi } from "./load/main.js"
 import type { WireName } from "./load/wires.js"
-import { type Context, contractPhases, type Phases, phases } from "./scenarios.js"
+import { type Context, contractPhases, historyPhases, type Phases, phases } from "./scenarios.js"
 
 export interface ServerSpec {
   readonly name: string
@@ -29,7 +29,9 @@ export const servers: ReadonlyArray<ServerSpec> = [
   { name: "socket.io", file: "servers/socketio.ts", wire: "socketIo" },
   { name: "neffos", file: neffosFile, wire: "neffos", args: ["default"] },
   { name: "neffos strict", file: neffosFile, wire: "neffos", args: ["strict"] },
-  { name: "neffos contract", file: "servers/effect-neffos-contract.ts", wire: "neffos", phases: contractPhases }
+  { name: "neffos contract", file: "servers/effect-neffos-contract.ts", wire: "neffos", phases: contractPhases },
+  // the fan-out room recoverable, its clients asking for positions as this package's client does
+  { name: "neffos history", file: neffosFile, wire: "neffosRecovery", args: ["history"], phases: historyPhases }
 ]
 
 export interface Run {

@@ -1,7 +1,8 @@
 /**
  * effect-neffos through its public API: namespace `default` with an `echo` event that replies with
  * the request's body, served by `NodeServer`. The first argument picks the broadcast policy:
- * `default` (bounded sliding outboxes) or `strict` (lossless, waits for room).
+ * `default` (bounded sliding outboxes) or `strict` (lossless, waits for room); `history` is the
+ * default policy with the fan-out room recoverable (its last 1,000 messages kept in memory).
  */
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -10,9 +11,12 @@ import * as ManagedRuntime from "effect/ManagedRuntime"
 const { Events, Reply, Server } = (await import("../../dist/index.js" as string)) as typeof import("../../src/index.js")
 const NodeServer = (await import("../../dist/NodeServer.js" as string)) as typeof import("../../src/NodeServer.js")
 import { host } from "../lib/host.js"
-import { broadcastEvent, echoEvent, namespace } from "../lib/wire.js"
+import { broadcastEvent, echoEvent, namespace, room } from "../lib/wire.js"
 
 const strict = process.argv[2] === "strict"
+const history = process.argv[2] === "history"
+  ? { rooms: [{ namespace, room, size: 1000, ttl: "1 minute" as const }] }
+  : undefined
 
 const events = Events.namespaces({
   [namespace]: {
@@ -21,7 +25,7 @@ const events = Events.namespaces({
 })
 
 const live = NodeServer.layer({ port: 0, host: "127.0.0.1" }).pipe(
-  Layer.provideMerge(Server.layer({ events, strict }))
+  Layer.provideMerge(Server.layer({ events, strict, history }))
 )
 
 host(async () => {
