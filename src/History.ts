@@ -138,7 +138,7 @@ export interface NotRecovered {
 
 /**
  * A room of a client that rejoined was recovered: the `replayed` messages it
- * missed follow, in order, then live ones.
+ * missed follow `position` (the last one it had seen), in order, then live ones.
  *
  * @since 0.1.0
  * @category models
