@@ -22,7 +22,7 @@ import * as Errors from "../Errors.js"
 import type * as History from "../History.js"
 import type * as Message from "../Message.js"
 import type * as StackExchange from "../StackExchange.js"
-import type { Broadcaster, Skip } from "./broadcast.js"
+import type { Broadcaster, Receiver, Skip } from "./broadcast.js"
 import type { JoinRecovery } from "./connConfig.js"
 import {
   type Cursor,
@@ -38,7 +38,6 @@ import {
 import * as msg from "./message.js"
 import { decide, header, marker, parseResume, replyBody, shared, withPosition } from "./recoveryWire.js"
 import { type Registry, targets } from "./registry.js"
-import type { ServerConn } from "./serverConn.js"
 import type { SharedText } from "./transport.js"
 
 /** @internal */
@@ -89,8 +88,15 @@ const compile = (rooms: History.Rooms) => {
   }
 }
 
+/** A server connection as recovery sees it (serverConn.ts). @internal */
+export interface RecoveringConn extends Receiver {
+  /** set when the client asked for positions: its place in every recoverable room it is in */
+  readonly recovery: Map<string, Cursor> | undefined
+  readonly closed: boolean
+}
+
 /** @internal */
-export interface Recovery {
+export interface Recovery<C extends RecoveringConn> {
   /** the history setting of a broadcast's room; undefined when it keeps none (or the broadcast has a `to`) */
   readonly settingsFor: (message: Message.Message, to: string | undefined) => Settings | undefined
   /** whether a connection asked for positions */
@@ -114,7 +120,7 @@ export interface Recovery {
     skip: Skip,
     stored: Stored | undefined
   ) => number
-  readonly joinRecovery: (conn: ServerConn, m: Message.Message) => JoinRecovery | undefined
+  readonly joinRecovery: (conn: C, m: Message.Message) => JoinRecovery | undefined
   readonly history: (
     namespace: string,
     room: string,
@@ -125,12 +131,12 @@ export interface Recovery {
 }
 
 /** @internal */
-export const make = (
+export const make = <C extends RecoveringConn>(
   options: History.Options,
-  broadcaster: Broadcaster<ServerConn>,
-  registry: Registry<ServerConn>,
+  broadcaster: Broadcaster<C>,
+  registry: Registry<C>,
   writeTimeout: Duration.Duration
-): Effect.Effect<Recovery> =>
+): Effect.Effect<Recovery<C>> =>
   Effect.map(Effect.clock, (clock) => {
     const now = () => clock.unsafeCurrentTimeMillis()
     const settingsOf = compile(options.rooms)
@@ -158,7 +164,7 @@ export const make = (
       let plain: SharedText | Uint8Array | undefined
       let positioned: SharedText | Uint8Array | undefined
       let skipped: string | Uint8Array | undefined
-      return (conn: ServerConn) => {
+      return (conn: C) => {
         const excluded = conn.key === skipKey || (entry.exceptId !== undefined && conn.id === entry.exceptId)
         const cursors = conn.recovery
         if (cursors === undefined) return excluded ? undefined : (plain ??= shared(msg.encode(message)))
@@ -238,7 +244,7 @@ export const make = (
     // -------------------------------------------------------------------------
 
     /** Writes what waits for the connection, without dropping; returns the frame it waits to write, if any. */
-    const writeSome = (conn: ServerConn, cursor: Cursor): string | Uint8Array | SharedText | undefined => {
+    const writeSome = (conn: C, cursor: Cursor): string | Uint8Array | SharedText | undefined => {
       const pending = cursor.pending
       if (pending === undefined) return undefined
       while (cursor.index < pending.length) {
@@ -261,7 +267,7 @@ export const make = (
       return undefined
     }
 
-    const drain = (conn: ServerConn, cursor: Cursor): Effect.Effect<void> =>
+    const drain = (conn: C, cursor: Cursor): Effect.Effect<void> =>
       Effect.suspend(() => {
         if (conn.closed) return Effect.void
         const blocked = writeSome(conn, cursor)
@@ -279,7 +285,7 @@ export const make = (
     const outcome = (label: string) => metrics.recoveries.unsafeUpdate(1, [MetricLabel.make("outcome", label)])
 
     const answer = (
-      conn: ServerConn,
+      conn: C,
       key: string,
       m: { readonly namespace: string; readonly room: string; readonly wait: string },
       settings: Settings,
@@ -338,7 +344,7 @@ export const make = (
         yield* drain(conn, cursor)
       })
 
-    const joinRecovery = (conn: ServerConn, m: Message.Message): JoinRecovery | undefined => {
+    const joinRecovery = (conn: C, m: Message.Message): JoinRecovery | undefined => {
       const cursors = conn.recovery
       if (cursors === undefined || m.room.length === 0) return undefined
       const settings = cached(m.namespace, m.room)
