@@ -20,7 +20,7 @@
  *
  * @internal
  */
-import type { JetStreamClient, JetStreamManager, StreamInfo } from "@nats-io/jetstream"
+import type { Consumer, JetStreamClient, JetStreamManager, StreamInfo } from "@nats-io/jetstream"
 import type { Msg, NatsConnection } from "@nats-io/transport-node"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -129,7 +129,22 @@ export const make = (
             const entries: Array<{ stored: StackExchange.Stored; payload: Uint8Array }> = []
             if (stored === 0 || last < start || max <= 0) return entries
             const consumer = await client.consumers.get(name, { filter_subjects: subj, opt_start_seq: start })
-            pages: while (entries.length < max) {
+            try {
+              await pages(consumer, entries, max, prev)
+            } finally {
+              // an ephemeral consumer would otherwise linger until its inactivity threshold
+              await consumer.delete().catch(() => false)
+            }
+            return entries
+          }
+          /** pulls pages until `max`, the room's last message or the end */
+          const pages = async (
+            consumer: Consumer,
+            entries: Array<{ stored: StackExchange.Stored; payload: Uint8Array }>,
+            max: number,
+            prev: number
+          ) => {
+            pull: while (entries.length < max) {
               const batch = await consumer.fetch({ max_messages: Math.min(PAGE, max - entries.length), expires: 2000 })
               let got = 0
               for await (const message of batch) {
@@ -137,11 +152,10 @@ export const make = (
                 const time = Math.floor(message.info.timestampNanos / 1e6)
                 entries.push({ stored: { epoch: current, offset: message.seq, prev, time }, payload: message.data })
                 prev = message.seq
-                if (message.seq >= last || message.info.pending === 0 || entries.length >= max) break pages
+                if (message.seq >= last || message.info.pending === 0 || entries.length >= max) break pull
               }
               if (got === 0) break
             }
-            return entries
           }
           if (since === undefined) {
             // the latest `limit`: the room holds at most `size`

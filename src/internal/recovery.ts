@@ -299,8 +299,13 @@ export const make = <C extends RecoveringConn>(
         }
         const limit = Math.min(settings.size, maxReplay)
         const result = yield* Effect.either(read(m.namespace, m.room, settings, since, since === undefined ? 0 : limit))
+        if (conn.closed) return
         const cursor = conn.recovery?.get(key)
-        if (conn.closed || cursor === undefined || cursor.pending === undefined) return
+        if (cursor === undefined || cursor.pending === undefined) {
+          // the room was left while its history was read: the join is answered all the same
+          conn.write(msg.encode(msg.unsafeMake("", "", "", "", undefined, false, m.wait, false, false)))
+          return
+        }
         let body: string
         let replay: ReadonlyArray<StoredMessage> = []
         if (result._tag === "Left") {
