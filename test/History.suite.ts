@@ -96,6 +96,25 @@ export const suite = (backend: Backend) =>
         })
     )
 
+    it.scopedLive("a room whose name breaks channel and subject names keeps a history of its own", () =>
+      Effect.gen(function*() {
+        const prefix = prefixOf(backend.name)
+        const [a, b] = yield* instances(backend.exchange?.(prefix))
+        const odd = "live-a.b*c >d;ü✓"
+        const net = yield* proxy(a.port)
+        const client = yield* recorder(net.port, odd)
+        const neighbour = yield* recorder(net.port, "live-a")
+        yield* net.cut
+        yield* client.awaitState("Reconnecting")
+        yield* broadcastAtRate({ count: 5, rate: 10_000, room: odd, from: () => a.server })
+        yield* net.restore(b.port)
+        assert.deepInclude(yield* client.awaitRecovery, { _tag: "Recovered", room: odd, replayed: 5 })
+        yield* client.awaitCount(5)
+        assertExactlyOnce(client.received, bodies(0, 5))
+        assert.deepInclude(yield* neighbour.awaitRecovery, { _tag: "Recovered", room: "live-a", replayed: 0 })
+        assert.deepStrictEqual(neighbour.received, [])
+      }))
+
     it.scopedLive("a gap larger than the history is not recovered: NotRecovered(trimmed), then live", () =>
       Effect.gen(function*() {
         const prefix = prefixOf(backend.name)
