@@ -3,9 +3,10 @@ import * as fs from "node:fs"
 import { printCluster, runCluster } from "./cluster.js"
 import { printCodec, runCodec } from "./codec.js"
 import { type Config, full, quick, smoke } from "./config.js"
-import { killAll } from "./lib/ipc.js"
+import type { HistoryMemory } from "./history.js"
+import { killAll, spawnWorker } from "./lib/ipc.js"
 import { connectionCap, machine } from "./lib/machine.js"
-import { printContractCost, printObserveCost, printSummary } from "./lib/report.js"
+import { printContractCost, printHistoryCost, printObserveCost, printSummary } from "./lib/report.js"
 import { printPresence, runPresence } from "./presence.js"
 import { runSuite, servers } from "./suite.js"
 
@@ -51,6 +52,35 @@ console.log("srv µs = server process CPU time (user + system) per delivery, rep
 printSummary(summary)
 printContractCost(summary)
 printObserveCost(summary)
+printHistoryCost(summary)
+
+/** Heap per recoverable room (in-memory history), in a worker of its own with --expose-gc. */
+const runHistoryMemory = async (): Promise<HistoryMemory | undefined> => {
+  const worker = await spawnWorker<
+    { measure: (arg: { rooms: number; messages: number; size: number }) => HistoryMemory }
+  >(
+    "history.ts",
+    { cpu: undefined, nodeFlags: ["--expose-gc"] }
+  )
+  try {
+    return await worker.call("measure", { rooms: config.mode === "smoke" ? 100 : 1000, messages: 100, size: 100 })
+  } catch (error) {
+    console.log(`  history memory skipped: ${error instanceof Error ? error.message : String(error)}`)
+    return undefined
+  } finally {
+    await worker.stop()
+  }
+}
+const historyMemory = await runHistoryMemory()
+if (historyMemory !== undefined) {
+  const kb = (bytes: number) => `${(bytes / 1e3).toFixed(1)} kB`
+  console.log(
+    `\nMemory per recoverable room (in-memory history, ${historyMemory.rooms} rooms of ${historyMemory.messages} ` +
+      `messages of ${historyMemory.size} bytes, heap after GC): ${kb(historyMemory.perRoom)} per room, ` +
+      `${historyMemory.perMessage.toFixed(0)} bytes per message, ${historyMemory.perEmptyRoom.toFixed(0)} bytes per ` +
+      `room record without messages`
+  )
+}
 if (run.notes.length > 0) console.log(`\nNotes:\n${run.notes.map((n) => `  - ${n}`).join("\n")}`)
 
 const runClusterPart = async () => {
@@ -85,7 +115,18 @@ fs.mkdirSync(new URL(".", out), { recursive: true })
 fs.writeFileSync(
   out,
   JSON.stringify(
-    { startedAt, elapsedS, machine: facts, config, codec, notes: run.notes, scenarios: summary, cluster, presence },
+    {
+      startedAt,
+      elapsedS,
+      machine: facts,
+      config,
+      codec,
+      notes: run.notes,
+      scenarios: summary,
+      cluster,
+      presence,
+      historyMemory
+    },
     null,
     2
   )

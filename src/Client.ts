@@ -19,6 +19,7 @@ import type * as Scope from "effect/Scope"
 import * as Conn from "./Conn.js"
 import * as Errors from "./Errors.js"
 import type * as Events from "./Events.js"
+import type * as History from "./History.js"
 import * as internal from "./internal/client.js"
 import type { Frame, RawSocket, SocketHandlers } from "./Transport.js"
 
@@ -160,6 +161,18 @@ export interface DialOptions<E, R> {
    * its token is echoed as it is.
    */
   readonly propagateTrace?: boolean | undefined
+  /**
+   * Recoverable rooms (on by default; see the `History` module): the client asks the
+   * server for positions (header `X-Neffos-Recovery: 1`), remembers the last one it
+   * saw in every recoverable room, and resumes from it when it rejoins after a
+   * reconnect — the missed messages arrive, in order, before live ones. When a room
+   * cannot be recovered, `onNotRecovered` runs (and `History.events` has it).
+   * `false` turns it off.
+   */
+  readonly recovery?:
+    | boolean
+    | { readonly onNotRecovered?: ((event: History.NotRecovered) => Effect.Effect<void, never, R>) | undefined }
+    | undefined
 }
 
 /**

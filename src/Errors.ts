@@ -264,3 +264,23 @@ export class StackExchangeError extends Data.TaggedError("StackExchangeError")<{
     }`
   }
 }
+
+/**
+ * A room's history cannot be read: the room is not recoverable (no `history`
+ * rule of the server matches it), or its shared store (Redis, JetStream) is down.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class HistoryUnavailable extends Data.TaggedError("HistoryUnavailable")<{
+  readonly namespace: string
+  readonly room: string
+  readonly reason: "NotRecoverable" | "StoreDown"
+  readonly cause?: unknown
+}> {
+  override get message() {
+    return this.reason === "NotRecoverable"
+      ? `room ${JSON.stringify(this.room)} of namespace ${JSON.stringify(this.namespace)} keeps no history`
+      : `the history of room ${JSON.stringify(this.room)} cannot be read: its store is down`
+  }
+}

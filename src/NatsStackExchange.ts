@@ -44,6 +44,25 @@ export interface ConfigOptions extends StackExchange.Options {
   readonly servers?: string | Redacted.Redacted<string> | ReadonlyArray<string | Redacted.Redacted<string>> | undefined
   /** how long building the layer waits for the connection; default 5 s */
   readonly connectTimeout?: Duration.DurationInput | undefined
+  /**
+   * The rooms' shared history in JetStream (recoverable rooms, see
+   * `Server.Options.history`); needs JetStream on the server and the optional
+   * `@nats-io/jetstream` package. One stream keeps the last `size` messages of
+   * every room (`max_msgs_per_subject`; a room's own `size` is at most this) for at
+   * most `maxAge` (the stream's `max_age`; at least the longest room `ttl`).
+   * Without it, recoverable rooms keep their history in each instance's memory.
+   */
+  readonly history?: {
+    /** messages kept per room; default 1,000 */
+    readonly size?: number | undefined
+    /** how long a message is kept, for every room; default 1 day */
+    readonly maxAge?: Duration.DurationInput | undefined
+    /** `file` (default: survives a NATS restart) or `memory` */
+    readonly storage?: "file" | "memory" | undefined
+    readonly replicas?: number | undefined
+    /** the stream's name; default `neffos-history-<prefix>` */
+    readonly stream?: string | undefined
+  } | undefined
 }
 
 /**

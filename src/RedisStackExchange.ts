@@ -42,6 +42,16 @@ export interface ConfigOptions extends StackExchange.Options {
   readonly url?: string | Redacted.Redacted<string> | undefined
   /** how long building the layer waits for both connections; default 5 s */
   readonly connectTimeout?: Duration.DurationInput | undefined
+  /**
+   * The rooms' shared history (recoverable rooms, see `Server.Options.history`):
+   * a stream per room, trimmed to the room's `size` (`MAXLEN ~`) and expiring `ttl`
+   * after its last message, and a small hash with the room's epoch and last offset,
+   * which expires `metaTtl` (default 1 day) after the last message: a client that
+   * comes back to an idle room within it recovers; later the room starts a new epoch.
+   */
+  readonly history?: {
+    readonly metaTtl?: Duration.DurationInput | undefined
+  } | undefined
 }
 
 /**

@@ -18,6 +18,7 @@ import type * as Cluster from "./Cluster.js"
 import type * as Conn from "./Conn.js"
 import type * as Errors from "./Errors.js"
 import type * as Events from "./Events.js"
+import type * as History from "./History.js"
 import * as internal from "./internal/server.js"
 import * as internalConfig from "./internal/serverConfig.js"
 import type * as Message from "./Message.js"
@@ -139,6 +140,13 @@ export interface Options<E, R> {
    * `writeTimeout` (default 5 s) is disconnected with 1008 "slow consumer".
    */
   readonly strict?: boolean | { readonly writeTimeout?: Duration.DurationInput | undefined } | undefined
+  /**
+   * Recoverable rooms (see the `History` module): the rooms the rules match keep
+   * their last messages, and a client of this package that reconnects gets what it
+   * missed in them, exactly once and in order, or a `NotRecovered` event. Without a
+   * `StackExchange` that keeps a history, in this instance's memory.
+   */
+  readonly history?: History.Options | undefined
   /** default timeout of server-side asks and requests; default 30 s */
   readonly askTimeout?: Duration.DurationInput | undefined
   /** a client that has not completed the handshake by then is closed; default 10 s */
@@ -218,6 +226,16 @@ export interface Server {
    * exchange's bound on pending publishes is dropped and counted.
    */
   readonly broadcast: (message: Outgoing, options?: BroadcastOptions) => Effect.Effect<void, Errors.StackExchangeError>
+  /**
+   * A recoverable room's position and messages: with `since`, those after it (and
+   * whether that is all of them), otherwise the latest `limit`. Fails with
+   * `HistoryUnavailable` for a room that keeps no history or a store that is down.
+   */
+  readonly history: (
+    namespace: string,
+    room: string,
+    options?: History.ReadOptions
+  ) => Effect.Effect<History.Page, Errors.HistoryUnavailable>
   /** sends to the connection(s) with this id, connected to the message's namespace, on any instance */
   readonly send: (
     id: string,

@@ -65,7 +65,12 @@ export interface LocalServer {
    */
   readonly deliver: (
     message: Message.Message,
-    options: { readonly to?: string | undefined; readonly except: Exclusion }
+    options: {
+      readonly to?: string | undefined
+      readonly except: Exclusion
+      /** the message's place in its room's shared history (a recoverable room's broadcast) */
+      readonly stored?: Stored | undefined
+    }
   ) => number
   /** asks a local connection with this id (the first reply wins) */
   readonly ask: (
@@ -123,6 +128,12 @@ export interface Bridge {
       readonly to?: string | undefined
       readonly except: Exclusion
       readonly confirm?: boolean | undefined
+      /**
+       * Keep it in the room's shared history (see {@link Bridge.history}): the store
+       * gives it its position, and every instance, the publishing one included,
+       * delivers it when it comes back from the broker with it.
+       */
+      readonly history?: HistorySettings | undefined
     }
   ) => Effect.Effect<void, Errors.StackExchangeError>
   /**
@@ -165,6 +176,89 @@ export interface Bridge {
    * cannot be.
    */
   readonly info?: ((payload: Uint8Array) => void) | undefined
+  /** the rooms' shared history, when the transport keeps one (Redis Streams, JetStream) */
+  readonly history?: BridgeHistory | undefined
+  /** completes once the subscriptions asked for so far are live (see {@link StackExchange.settled}) */
+  readonly settled?: Effect.Effect<void> | undefined
+}
+
+/**
+ * A stored message's place in its room's history: its epoch (changes when the
+ * history is lost), its offset (grows with every message of the room), the offset
+ * of the room's message before it (`offset - 1` where offsets are contiguous) and
+ * when it was stored, in ms.
+ * @since 0.1.0
+ * @category history
+ */
+export interface Stored {
+  readonly epoch: string
+  readonly offset: number
+  readonly prev: number
+  readonly time: number
+}
+
+/**
+ * What a room's history keeps: `size` messages, each at most `ttl` ms.
+ * @since 0.1.0
+ * @category history
+ */
+export interface HistorySettings {
+  readonly size: number
+  readonly ttl: number
+}
+
+/**
+ * A read of a room's history: its position now and, when `since` has the room's
+ * epoch, the messages after it, oldest first (at most `limit + 1`); without
+ * `since`, its latest `limit` messages. `covered` says
+ * that nothing between `since` and them was trimmed or lost; `count` is how many
+ * messages follow `since`, when the store knows it.
+ * @since 0.1.0
+ * @category history
+ */
+export interface HistoryRead<A> {
+  readonly position: { readonly epoch: string; readonly offset: number }
+  readonly entries: ReadonlyArray<A>
+  readonly covered: boolean
+  readonly count: number | undefined
+}
+
+/**
+ * The history a transport keeps; a publication with `history` is appended to it
+ * (and published with its position, which the receiving transports hand to
+ * `onMessage`).
+ * @since 0.1.0
+ * @category history
+ */
+export interface TransportHistory {
+  readonly read: (
+    namespace: string,
+    room: string,
+    settings: HistorySettings,
+    since: { readonly epoch: string; readonly offset: number } | undefined,
+    limit: number
+  ) => Effect.Effect<
+    HistoryRead<{ readonly stored: Stored; readonly payload: Uint8Array }>,
+    Errors.StackExchangeError
+  >
+}
+
+/**
+ * The shared history as a server reads it.
+ * @since 0.1.0
+ * @category history
+ */
+export interface BridgeHistory {
+  readonly read: (
+    namespace: string,
+    room: string,
+    settings: HistorySettings,
+    since: { readonly epoch: string; readonly offset: number } | undefined,
+    limit: number
+  ) => Effect.Effect<
+    HistoryRead<{ readonly stored: Stored; readonly message: Message.Message; readonly exceptId: string | undefined }>,
+    Errors.StackExchangeError
+  >
 }
 
 /**
@@ -200,6 +294,8 @@ export const StackExchange: Context.Tag<StackExchange, StackExchange> = Context.
 export interface Publication {
   readonly channel: string
   readonly payload: Uint8Array
+  /** append it to this room's history first (a transport with `history` only) */
+  readonly history?: (HistorySettings & { readonly namespace: string; readonly room: string }) | undefined
 }
 
 /**
@@ -234,6 +330,8 @@ export interface Transport {
   readonly subscribe: (channels: ReadonlyArray<string>) => Effect.Effect<void, Errors.StackExchangeError>
   /** idempotent; completes once the broker confirmed */
   readonly unsubscribe: (channels: ReadonlyArray<string>) => Effect.Effect<void, Errors.StackExchangeError>
+  /** the rooms' history, for transports that keep one */
+  readonly history?: TransportHistory | undefined
 }
 
 /**
@@ -245,7 +343,8 @@ export interface Transport {
  * @category models
  */
 export interface TransportHandlers {
-  readonly onMessage: (channel: string, payload: Uint8Array) => void
+  /** `stored`: the message was appended to its room's history, at this place */
+  readonly onMessage: (channel: string, payload: Uint8Array, stored?: Stored) => void
   readonly onStatus: (status: Status) => void
 }
 

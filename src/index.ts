@@ -49,3 +49,4 @@ export * as Presence from "./Presence.js"
  */
 export * as Admin from "./Admin.js"
 export * as Cluster from "./Cluster.js"
+export * as History from "./History.js"

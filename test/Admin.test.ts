@@ -2,7 +2,7 @@
  * The dashboard of examples/observability.ts over HTTP, and in Debian's Chromium:
  * the page loads, a connection appears, a room's count changes, the charts move,
  * and the page fetches nothing from anywhere else. The test writes the README's
- * screenshot, docs/dashboard.png.
+ * screenshot, docs/dashboard.png, when run with UPDATE_SCREENSHOT=1 (docs/dashboard.last.png otherwise).
  */
 import * as HttpServer from "@effect/platform/HttpServer"
 import { assert, describe, it } from "@effect/vitest"
@@ -17,7 +17,13 @@ import { ObservabilityServer } from "../examples/observability.js"
 import { browser } from "./chromium.js"
 import { client } from "./StackExchange.kit.js"
 
-const screenshot = path.join(import.meta.dirname, "..", "docs", "dashboard.png")
+/** The README's screenshot is rewritten with UPDATE_SCREENSHOT=1; a normal run writes beside it, untracked. */
+const screenshot = path.join(
+  import.meta.dirname,
+  "..",
+  "docs",
+  process.env.UPDATE_SCREENSHOT === "1" ? "dashboard.png" : "dashboard.last.png"
+)
 
 /** The example on a free port, sampled every 200 ms. */
 const started = Effect.gen(function*() {

@@ -44,7 +44,8 @@ describe("TestServer", () => {
       assert.deepStrictEqual([client.id, client.conn.id], ["alice", "alice"])
       assert.deepStrictEqual(client.conn.request, {
         url: "/chat?room=1",
-        headers: { "x-token": "t" },
+        // the client asks for positions in recoverable rooms (History)
+        headers: { "x-token": "t", "x-neffos-recovery": "1" },
         remoteAddress: undefined
       })
       const ns = yield* client.connect("default")

@@ -114,6 +114,21 @@ export const printSummary = (summary: Summary) => {
 }
 
 /** What a typed contract costs: the contract server against the untyped one, per scenario it ran. */
+/** A recoverable room against a plain one: the room fan-outs of `neffos history` over `neffos`. */
+export const printHistoryCost = (summary: Summary, server = "neffos history") => {
+  const lines = summary.flatMap((scenario) => {
+    const row = scenario.rows.find((r) => r.server === server)
+    if (row === undefined || !scenario.id.startsWith("fanout-room")) return []
+    const cells = scenario.metrics.filter((m) => m.paired).map((m) =>
+      `${m.label} ${ratio(row.metrics[m.key].ratios.neffos)}x`
+    )
+    return [`  ${scenario.title}\n    ${cells.join(", ")}`]
+  })
+  if (lines.length === 0) return
+  console.log(`\nRecoverable room vs plain room (${server} / neffos, medians of per-trial ratios; target ≥ 0.8x):`)
+  for (const line of lines) console.log(line)
+}
+
 export const printContractCost = (summary: Summary, server = "neffos contract") => {
   const lines = summary.flatMap((scenario) => {
     const row = scenario.rows.find((r) => r.server === server)

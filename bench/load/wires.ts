@@ -71,6 +71,22 @@ const neffos: Wire = {
     ask(session, "", echoEvent, echoJsonBody, (wait) => `${wait};${namespace};;${echoEvent};0;0;${echoJsonBody}`)
 }
 
-export const wires = { raw, socketIo, neffos } as const
+/**
+ * neffos as this package's client speaks it: it asks for positions (the header, as a browser sends it),
+ * so a recoverable room's broadcasts carry one (`!<offset>:<prev>:<epoch>` in the wait field) and a
+ * join's reply carries the room's position in its body.
+ */
+const neffosRecovery: Wire = {
+  ...neffos,
+  name: "neffos",
+  query: "?X-Websocket-Header-X-Neffos-Recovery=1",
+  isBroadcast: (frame) => frame.charCodeAt(0) === 33 || frame.startsWith(broadcastPrefix),
+  join: (session, room) => {
+    const wait = `$${token++}`
+    return session.request(`${wait};${namespace};${room};_OnRoomJoin;0;0;`, (frame) => frame.startsWith(`${wait};`))
+  }
+}
+
+export const wires = { raw, socketIo, neffos, neffosRecovery } as const
 
 export type WireName = keyof typeof wires

@@ -1,10 +1,11 @@
 /**
  * effect-neffos through its public API: namespace `default` with an `echo` event that replies with
  * the request's body, served by `NodeServer`. The first argument picks the broadcast policy:
- * `default` (bounded sliding outboxes) or `strict` (lossless, waits for room). The second, the
- * observability: `metrics` (the default: metrics on, no tracer), `bare` (`metrics: false`, no
- * tracer) or `noop-tracer` (metrics on, and a tracer installed whose spans do nothing, so every
- * span is made and ended but goes nowhere).
+ * `default` (bounded sliding outboxes), `strict` (lossless, waits for room) or `history` (the
+ * default policy with the fan-out room recoverable, its last 1,000 messages kept in memory). The
+ * second, the observability: `metrics` (the default: metrics on, no tracer), `bare` (`metrics:
+ * false`, no tracer) or `noop-tracer` (metrics on, and a tracer installed whose spans do nothing, so
+ * every span is made and ended but goes nowhere).
  */
 import type * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
@@ -16,7 +17,7 @@ import * as Tracer from "effect/Tracer"
 const { Events, Reply, Server } = (await import("../../dist/index.js" as string)) as typeof import("../../src/index.js")
 const NodeServer = (await import("../../dist/NodeServer.js" as string)) as typeof import("../../src/NodeServer.js")
 import { host } from "../lib/host.js"
-import { broadcastEvent, echoEvent, namespace } from "../lib/wire.js"
+import { broadcastEvent, echoEvent, namespace, room } from "../lib/wire.js"
 
 const strict = process.argv[2] === "strict"
 const variant = process.argv[3] ?? "metrics"
@@ -54,6 +55,9 @@ const noopTracer = Tracer.make({
   span: (name, parent, context, links, startTime, kind) => new NoopSpan(name, parent, context, links, startTime, kind),
   context: (f) => f()
 })
+const history = process.argv[2] === "history"
+  ? { rooms: [{ namespace, room, size: 1000, ttl: "1 minute" as const }] }
+  : undefined
 
 const events = Events.namespaces({
   [namespace]: {
@@ -62,7 +66,7 @@ const events = Events.namespaces({
 })
 
 const served = NodeServer.layer({ port: 0, host: "127.0.0.1" }).pipe(
-  Layer.provideMerge(Server.layer({ events, strict, metrics: variant !== "bare" }))
+  Layer.provideMerge(Server.layer({ events, strict, history, metrics: variant !== "bare" }))
 )
 const live = variant === "noop-tracer" ? served.pipe(Layer.provide(Layer.setTracer(noopTracer))) : served
 

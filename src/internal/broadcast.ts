@@ -51,6 +51,16 @@ export interface Broadcaster<C extends Receiver> {
     skip: Skip,
     strict: boolean
   ) => Effect.Effect<number>
+  /**
+   * Like `deliver`, with the frame of each receiver chosen by `frameFor` (called
+   * once per receiver; `undefined` skips it): a recoverable room's receivers get
+   * its message with or without its position (recovery.ts).
+   */
+  readonly deliverEach: (
+    members: Iterable<C>,
+    frameFor: (conn: C) => Frame | undefined,
+    strict: boolean
+  ) => Effect.Effect<number>
 }
 
 /** @internal */
@@ -129,5 +139,43 @@ export const make = <C extends Receiver>(
       }))
     }
 
-    return { fanOut, deliver }
+    const deliverEach = (
+      members: Iterable<C>,
+      frameFor: (conn: C) => Frame | undefined,
+      strict: boolean
+    ): Effect.Effect<number> => {
+      if (!strict) {
+        return Effect.sync(() => {
+          let count = 0
+          for (const conn of members) {
+            const frame = frameFor(conn)
+            if (frame !== undefined) {
+              conn.write(frame)
+              count++
+            }
+          }
+          return count
+        })
+      }
+      return strictLock.withPermits(1)(Effect.suspend(() => {
+        const waiting: Array<readonly [C, Frame]> = []
+        let count = 0
+        for (const conn of members) {
+          const frame = frameFor(conn)
+          if (frame === undefined) continue
+          count++
+          if (!conn.outbox.offerIfRoom(frame)) waiting.push([conn, frame])
+        }
+        if (waiting.length === 0) return Effect.succeed(count)
+        return Effect.as(
+          Effect.forEach(waiting, ([conn, frame]) => strictWrite(conn, frame), {
+            concurrency: "unbounded",
+            discard: true
+          }),
+          count
+        )
+      }))
+    }
+
+    return { fanOut, deliver, deliverEach }
   })

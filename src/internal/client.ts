@@ -15,12 +15,14 @@ import type * as Scope from "effect/Scope"
 import * as SubscriptionRef from "effect/SubscriptionRef"
 import type * as Client from "../Client.js"
 import * as Errors from "../Errors.js"
+import type * as Message from "../Message.js"
 import { type Ack, ClientConn, type ClientConnConfig, type ConnectionState } from "./clientConn.js"
 import type { EventTable, Gate } from "./connConfig.js"
 import { protocol } from "./dispatch.js"
 import { logsDebug } from "./failure.js"
 import * as Metrics from "./metrics.js"
 import * as Observe from "./observe.js"
+import { ClientRecovery, header as recoveryHeader } from "./recoveryClient.js"
 import type { RawSocket, SocketHandlers } from "./transport.js"
 
 /** @internal */
@@ -201,7 +203,11 @@ class OfflineQueue {
 /** @internal */
 export const dial = <E, R>(
   url: string,
-  options?: Client.DialOptions<E, R>
+  options?: Client.DialOptions<E, R>,
+  internal?: {
+    /** the test kit: sees the messages with a position the client handles (their frames are not what it gets) */
+    readonly observePositioned?: ((message: Message.Message) => void) | undefined
+  }
 ): Effect.Effect<
   Client.ClientConn,
   Errors.HandshakeRejected | Errors.HandshakeError,
@@ -215,7 +221,15 @@ export const dial = <E, R>(
       options?: Runtime.RunForkOptions
     ) => Fiber.RuntimeFiber<A, E>
     const state = yield* SubscriptionRef.make<ConnectionState>({ _tag: "Connecting" })
-    const headers = options?.headers ?? {}
+    const recoveryOption = options?.recovery ?? true
+    const recovery = recoveryOption === false
+      ? undefined
+      : new ClientRecovery(
+        recoveryOption === true ? undefined : recoveryOption.onNotRecovered,
+        internal?.observePositioned
+      )
+    // asks the server for positions in recoverable rooms (a neffos server ignores it)
+    const headers = recovery === undefined ? options?.headers ?? {} : { ...options?.headers, [recoveryHeader]: "1" }
     const handshakeTimeout = Duration.decode(options?.handshakeTimeout ?? Duration.seconds(10))
     const policy = policyOf(options?.reconnect)
     const probeFirst = options?.reconnectProbe !== "direct"
@@ -260,7 +274,8 @@ export const dial = <E, R>(
 
     const config: ClientConnConfig = {
       side: "client",
-      protocol,
+      protocol: recovery === undefined ? protocol : recovery.wrap(protocol),
+      recovery,
       events: table,
       fork,
       askTimeout: Duration.decode(options?.askTimeout ?? Duration.seconds(30)),

@@ -10,11 +10,13 @@ import type * as Stream from "effect/Stream"
 import * as SubscriptionRef from "effect/SubscriptionRef"
 import type * as Conn from "../Conn.js"
 import type * as Errors from "../Errors.js"
+import type * as Message from "../Message.js"
 import { ConnImpl } from "./conn.js"
-import { type ConnConfig, type Gate, Phase } from "./connConfig.js"
+import { type ConnConfig, type Gate, Phase, type RoomState } from "./connConfig.js"
 import type { NSConnImpl } from "./handles.js"
 import * as namespace from "./namespace.js"
 import type { Frame } from "./outbox.js"
+import type { ClientRecovery } from "./recoveryClient.js"
 import type { RawSocket, SocketHandlers } from "./transport.js"
 
 /** @internal */
@@ -37,6 +39,8 @@ export interface ClientConnConfig extends ConnConfig {
   /** after the close sequence fired its forced events */
   readonly closed: (conn: ClientConn) => Effect.Effect<void>
   readonly state: SubscriptionRef.SubscriptionRef<ConnectionState>
+  /** recoverable rooms (recoveryClient.ts), unless the application turned them off */
+  readonly recovery: ClientRecovery | undefined
 }
 
 /** @internal */
@@ -151,6 +155,23 @@ export class ClientConn extends ConnImpl<ClientNSConnImpl> implements Conn.Clien
 
   protected override onClosed(): Effect.Effect<void> {
     return this.config.closed(this)
+  }
+
+  // ---------------------------------------------------------------------------
+  // recoverable rooms
+  // ---------------------------------------------------------------------------
+
+  override joinRequest(namespace: string, room: string): Message.Message {
+    const recovery = this.config.recovery
+    return recovery === undefined ? super.joinRequest(namespace, room) : recovery.joinRequest(this, namespace, room)
+  }
+
+  override joinAnswered(namespace: string, room: string, reply: Message.Message): void {
+    this.config.recovery?.joinAnswered(this, namespace, room, reply)
+  }
+
+  protected override roomChanged(room: RoomState, added: boolean): void {
+    if (!added) this.config.recovery?.left(room.ns.namespace, room.name)
   }
 
   // ---------------------------------------------------------------------------

@@ -27,6 +27,7 @@ import {
   type AnyHandler,
   type ConnConfig,
   type Gate,
+  type JoinRecovery,
   type NamespaceState,
   type OutboxConfig,
   Phase,
@@ -137,6 +138,16 @@ export abstract class ConnImpl<NS extends NamespaceState> {
   ): Effect.Effect<void> {
     return Effect.void
   }
+  /** Server side: a join request of the peer that resumes a recoverable room (recovery.ts). */
+  joinRecovery(_request: Message.Message): JoinRecovery | undefined {
+    return undefined
+  }
+  /** The request by which this side joins a room (a client that recovers puts its position in it). */
+  joinRequest(namespace: string, room: string): Message.Message {
+    return this.requestMessage(namespace, room, Message.OnRoomJoin)
+  }
+  /** This side's join request was answered (with the room's position, for a client that recovers). */
+  joinAnswered(_namespace: string, _room: string, _reply: Message.Message): void {}
   /** After a connect reply, before `_OnNamespaceConnected` may send anything. */
   get afterConnectReply(): Effect.Effect<void> {
     return this.written

@@ -121,6 +121,19 @@ export interface ConnConfig {
   readonly observe?: Observer | undefined
 }
 
+/**
+ * Server side, a join into a recoverable room by a connection that asked for
+ * positions (recovery.ts): `begin` before the room is added (live messages for the
+ * connection wait from then on), `answer` instead of the empty reply (the position,
+ * or what was recovered and its replay, then what waited).
+ *
+ * @internal
+ */
+export interface JoinRecovery {
+  readonly begin: () => void
+  readonly answer: (wait: string) => Effect.Effect<void>
+}
+
 /** A handler's message, or an Effect the dispatcher runs in order with the messages. @internal */
 export type Task = Message.Message | Effect.Effect<void>
 

@@ -20,7 +20,6 @@ const {
   OnNamespaceConnect,
   OnNamespaceConnected,
   OnNamespaceDisconnect,
-  OnRoomJoin,
   OnRoomJoined,
   OnRoomLeft
 } = Message
@@ -194,7 +193,11 @@ export const restore = (conn: AnyConn): Effect.Effect<void> =>
       yield* fire(ns, lifecycle(ns.namespace, "", OnNamespaceConnected, true, false))
       for (const room of Array.from(ns.roomMap.values())) {
         const joined = yield* Effect.either(
-          conn.sendRequest(conn.requestMessage(ns.namespace, room.name, OnRoomJoin), undefined)
+          conn.sendRequest(
+            conn.joinRequest(ns.namespace, room.name),
+            undefined,
+            (reply) => conn.joinAnswered(ns.namespace, room.name, reply)
+          )
         )
         if (joined._tag === "Left") {
           if (isGone(joined.left)) return

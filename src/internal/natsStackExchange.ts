@@ -1,5 +1,5 @@
 /** @internal */
-import { connect, type Subscription } from "@nats-io/transport-node"
+import { connect, type Msg, type Subscription } from "@nats-io/transport-node"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
@@ -7,6 +7,7 @@ import type * as Scope from "effect/Scope"
 import * as Errors from "../Errors.js"
 import type * as NatsStackExchange from "../NatsStackExchange.js"
 import type * as StackExchange from "../StackExchange.js"
+import * as History from "./historyNats.js"
 import * as core from "./stackExchange.js"
 
 const defaults = {
@@ -49,6 +50,9 @@ const transport = (
       (nc) => Effect.ignore(Effect.timeout(Effect.promise(() => nc.close()), connectTimeout))
     )
 
+    const history = options.history === undefined
+      ? undefined
+      : yield* History.make(nc, options.prefix ?? "neffos", options.history)
     let up = true
     let lastError: unknown
     const setUp = (now: boolean) => {
@@ -65,6 +69,15 @@ const transport = (
         }
       )
     }
+    const checkStream = () => {
+      history!.ensure().then(() => {
+        release()
+        setUp(true)
+      }, (error) => {
+        lastError = error
+        if (!nc.isClosed()) setTimeout(checkStream, 250)
+      })
+    }
     // a plain loop: it ends when the connection closes (Stream.fromAsyncIterable would wait for that on interruption)
     const watch = async () => {
       for await (const status of nc.status()) {
@@ -74,17 +87,38 @@ const transport = (
             break
           case "disconnect":
           case "close":
+            history?.lost()
             setUp(false)
             break
           case "reconnect":
             lastError = undefined
-            setUp(true)
+            if (history === undefined) {
+              setUp(true)
+              break
+            }
+            // the stream may be gone with a NATS that restarted: the epoch is known again once it is checked
+            checkStream()
             break
         }
       }
     }
     watch().catch(() => setUp(false))
 
+    /** what arrived while the history's epoch was not known yet (after a reconnect), in order */
+    let held: Array<Msg> = []
+    const deliver = (message: Msg) => {
+      if (history === undefined) return handlers.onMessage(message.subject, message.data)
+      if (!history.ready() || held.length > 0) {
+        if (held.length < 65_536) held.push(message)
+        return
+      }
+      handlers.onMessage(message.subject, message.data, history.storedOf(message))
+    }
+    const release = () => {
+      const messages = held
+      held = []
+      for (const message of messages) handlers.onMessage(message.subject, message.data, history!.storedOf(message))
+    }
     // the client replays these subscriptions itself after a reconnect
     const subscriptions = new Map<string, Subscription>()
     const flush = (operation: string) =>
@@ -106,9 +140,23 @@ const transport = (
       // that follows the batch (in the same write) confirms it processed everything before
       publish: (batch) =>
         attempt("publish", () => {
-          for (const { channel, payload } of batch) nc.publish(channel, payload)
+          let acks: Array<Promise<unknown>> | undefined
+          for (const publication of batch) {
+            if (publication.history !== undefined && history !== undefined) {
+              // JetStream stores it and republishes it to the room's channel: one request, in order with the rest
+              ;(acks ??= []).push(history.publish(publication))
+            } else {
+              nc.publish(publication.channel, publication.payload)
+            }
+          }
+          return acks
         }).pipe(
-          Effect.zipRight(flush("publish")),
+          Effect.flatMap((acks) =>
+            acks === undefined ? flush("publish") : Effect.tryPromise({
+              try: () => Promise.all(acks),
+              catch: (cause) => new Errors.StackExchangeError({ operation: "publish", reason: "Broker", cause })
+            })
+          ),
           Effect.map(() => batch.map(() => undefined))
         ),
       ping: flush("ping"),
@@ -121,7 +169,7 @@ const transport = (
                 channel,
                 nc.subscribe(channel, {
                   callback: (error, message) => {
-                    if (error === null) handlers.onMessage(message.subject, message.data)
+                    if (error === null) deliver(message)
                   }
                 })
               )
@@ -138,6 +186,7 @@ const transport = (
             }
           }),
           flush("unsubscribe")
-        )
+        ),
+      history: history?.history
     } satisfies StackExchange.Transport
   })

@@ -7,12 +7,15 @@ import { Redis } from "ioredis"
 import * as Errors from "../Errors.js"
 import type * as RedisStackExchange from "../RedisStackExchange.js"
 import type * as StackExchange from "../StackExchange.js"
+import * as History from "./historyRedis.js"
 import * as core from "./stackExchange.js"
 
 const defaults = {
   url: "redis://127.0.0.1:6379",
   connectTimeout: Duration.seconds(5),
-  commandTimeout: Duration.seconds(5)
+  commandTimeout: Duration.seconds(5),
+  prefix: "neffos",
+  metaTtl: Duration.days(1)
 }
 
 const toBuffer = (bytes: Uint8Array): Buffer => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
@@ -98,8 +101,23 @@ const transport = (
     const publisher = yield* client("publisher")
     const subscriber = yield* client("subscriber")
     subscriber.on("messageBuffer", (channel: Buffer, message: Buffer) => {
-      handlers.onMessage(channel.toString("latin1"), message)
+      const stored = History.parseStored(message)
+      if (stored === undefined) handlers.onMessage(channel.toString("latin1"), message)
+      else handlers.onMessage(channel.toString("latin1"), stored.payload, stored.stored)
     })
+    History.define(publisher)
+    const prefix = options.prefix ?? defaults.prefix
+    const metaTtl = Duration.decode(options.history?.metaTtl ?? defaults.metaTtl)
+    /** a publication kept in its room's history goes through the append script (which publishes it) */
+    const appendArgs = (publication: StackExchange.Publication) =>
+      publication.history === undefined
+        ? undefined
+        : History.appendArgs(
+          prefix,
+          metaTtl,
+          { ...publication, history: publication.history },
+          toBuffer(publication.payload)
+        )
     yield* Effect.all([connect(publisher), connect(subscriber)], { concurrency: 2, discard: true }).pipe(
       Effect.timeoutFail({
         duration: connectTimeout,
@@ -122,14 +140,23 @@ const transport = (
       // one pipeline per batch: one write, and the replies come back in order
       publish: (batch) => {
         if (batch.length === 1) {
-          return Effect.map(command("publish", () => publisher.publish(batch[0].channel, toBuffer(batch[0].payload))), (
-            receivers
-          ) => [receivers])
+          const args = appendArgs(batch[0])
+          return Effect.map(
+            command("publish", () =>
+              args === undefined
+                ? publisher.publish(batch[0].channel, toBuffer(batch[0].payload))
+                : History.append(publisher, args)),
+            (receivers) => [receivers]
+          )
         }
         return Effect.flatMap(
           command("publish", () => {
             const pipeline = publisher.pipeline()
-            for (const { channel, payload } of batch) pipeline.publish(channel, toBuffer(payload))
+            for (const publication of batch) {
+              const args = appendArgs(publication)
+              if (args === undefined) pipeline.publish(publication.channel, toBuffer(publication.payload))
+              else void History.append(pipeline, args)
+            }
             return pipeline.exec()
           }),
           (results) => {
@@ -158,6 +185,7 @@ const transport = (
         discard: true
       }),
       subscribe: (channels) => Effect.asVoid(command("subscribe", () => subscriber.subscribe(...channels))),
-      unsubscribe: (channels) => Effect.asVoid(command("unsubscribe", () => subscriber.unsubscribe(...channels)))
+      unsubscribe: (channels) => Effect.asVoid(command("unsubscribe", () => subscriber.unsubscribe(...channels))),
+      history: History.history(publisher, prefix, metaTtl)
     } satisfies StackExchange.Transport
   })

@@ -23,7 +23,14 @@ export const handleJoinRequest = (conn: AnyConn, m: Message.Message): Effect.Eff
       conn.writeError(m, "bad namespace")
       return Effect.void
     }
+    // a client that asked for positions and joins a recoverable room (recovery.ts)
+    const recovery = conn.joinRecovery(m)
     if (ns.roomMap.has(m.room)) {
+      // joined already: a client's resync after a gap in the room's positions
+      if (recovery !== undefined) {
+        recovery.begin()
+        return recovery.answer(m.wait)
+      }
       conn.writeEmptyReply(m.wait)
       return Effect.void
     }
@@ -41,10 +48,12 @@ export const handleJoinRequest = (conn: AnyConn, m: Message.Message): Effect.Eff
         conn.writeEmptyReply(m.wait)
         return Effect.void
       }
+      recovery?.begin()
       conn.addRoom(room)
-      return Effect.map(fire(ns, lifecycle(m.namespace, m.room, OnRoomJoined, false, false)), () => {
-        conn.writeEmptyReply(m.wait)
-      })
+      return Effect.flatMap(
+        fire(ns, lifecycle(m.namespace, m.room, OnRoomJoined, false, false)),
+        () => recovery === undefined ? Effect.sync(() => conn.writeEmptyReply(m.wait)) : recovery.answer(m.wait)
+      )
     })
   })
 
@@ -100,8 +109,11 @@ export const joinRoom = (
         new Errors.Vetoed({ event: OnRoomJoin, namespace: ns.namespace, room: name, text: veto })
       )
     }
-    yield* conn.sendRequest(conn.requestMessage(ns.namespace, name, OnRoomJoin), timeout, () => {
-      if (conn.phase !== Phase.Closed && !ns.removed && !ns.roomMap.has(name)) conn.addRoom(room)
+    yield* conn.sendRequest(conn.joinRequest(ns.namespace, name), timeout, (reply) => {
+      if (conn.phase !== Phase.Closed && !ns.removed && !ns.roomMap.has(name)) {
+        conn.addRoom(room)
+        conn.joinAnswered(ns.namespace, name, reply)
+      }
     })
     yield* fire(ns, lifecycle(ns.namespace, name, OnRoomJoined, true, false))
     return ns.roomMap.get(name) ?? room

@@ -33,6 +33,7 @@ import { failureOf, logsDebug } from "./failure.js"
 import * as msg from "./message.js"
 import * as Metrics from "./metrics.js"
 import * as Observe from "./observe.js"
+import * as Recovery from "./recovery.js"
 import { Registry, targets } from "./registry.js"
 import { withQueryHeaders } from "./request.js"
 import {
@@ -132,6 +133,10 @@ export const make = <E, R>(
       })
     )
     const broadcaster = yield* Broadcast.make<ServerConn>(writeTimeout, observer)
+    // recoverable rooms (recovery.ts): nothing of it exists without history rules
+    const recovery = options.history === undefined
+      ? undefined
+      : yield* Recovery.make(options.history, broadcaster, registry, writeTimeout)
     const lifecycle = yield* PubSub.sliding<Server.ServerEvent>(
       Math.max(1, options.lifecycleCapacity ?? defaults.lifecycleCapacity)
     )
@@ -263,7 +268,8 @@ export const make = <E, R>(
             Effect.logWarning("effect-neffos: a broadcast did not reach the other instances", error)
           )
         ),
-      dropped: (conn) => observer.onDropped(conn.outbox.strategy)
+      dropped: (conn) => observer.onDropped(conn.outbox.strategy),
+      joinRecovery: recovery?.joinRecovery
     }
 
     const config: ServerConnConfig = {
@@ -298,6 +304,7 @@ export const make = <E, R>(
         request,
         Number.isFinite(reconnectTries) && reconnectTries > 0 ? reconnectTries : 0
       )
+      if (recovery?.recovers(request)) conn.recovery = new Map()
       if (!accepting) {
         conn.unsafeClose(1001, "server shutdown", false)
         return conn.handlers
@@ -355,13 +362,13 @@ export const make = <E, R>(
         const except = opts?.except
         const exceptConn = typeof except === "object" ? (except as ServerConn) : undefined
         const exceptId = typeof except === "string" ? except : undefined
-        const offered = broadcaster.deliver(
-          registry.snapshot,
-          message,
-          input.to,
-          { key: exceptConn?.key ?? -1, id: exceptId },
-          opts?.strict ?? strictByDefault
-        )
+        const skip = { key: exceptConn?.key ?? -1, id: exceptId }
+        const strict = opts?.strict ?? strictByDefault
+        // a recoverable room's broadcast is stored, and delivered with its position to those who asked
+        const history = recovery?.settingsFor(message, input.to)
+        const offered = history === undefined
+          ? broadcaster.deliver(registry.snapshot, message, input.to, skip, strict)
+          : recovery!.deliver(message, history, skip, strict)
         const local = delivered === undefined ? offered : Effect.tap(offered, delivered)
         if (bridge === undefined) return Effect.asVoid(local)
         const remote = bridge.publish(message, {
@@ -370,7 +377,8 @@ export const make = <E, R>(
             connection: exceptConn === undefined ? undefined : { instance: instanceId, key: exceptConn.key },
             id: exceptId
           },
-          confirm: opts?.confirm
+          confirm: opts?.confirm,
+          history: history !== undefined && recovery!.isShared() ? history : undefined
         })
         return Effect.zipRight(local, remote)
       })
@@ -467,11 +475,14 @@ export const make = <E, R>(
     const localServer: StackExchange.LocalServer = {
       instanceId,
       topics: () => registry.topics(),
-      deliver: (message, { except, to }) => {
+      deliver: (message, { except, stored, to }) => {
         const key = except.connection !== undefined && except.connection.instance === instanceId
           ? except.connection.key
           : -1
-        return broadcaster.fanOut(registry.snapshot, message, to, { key, id: except.id })
+        const recovered = recovery === undefined
+          ? -1
+          : recovery.deliverRemote(message, to, { key, id: except.id }, stored)
+        return recovered >= 0 ? recovered : broadcaster.fanOut(registry.snapshot, message, to, { key, id: except.id })
       },
       ask: (request, timeout) => localAsk(request, timeout),
       count: (id, namespace) => withId(id, namespace).length,
@@ -520,6 +531,10 @@ export const make = <E, R>(
     const server: Server.Server = {
       instanceId,
       broadcast,
+      history: (namespace, room, readOptions) =>
+        recovery === undefined
+          ? Effect.fail(new Errors.HistoryUnavailable({ namespace, room, reason: "NotRecoverable" }))
+          : recovery.history(namespace, room, readOptions),
       send,
       ask,
       disconnect,
@@ -590,6 +605,7 @@ export const make = <E, R>(
         request: (payload, timeout) => attached.cluster(payload, { confirm: timeout }),
         settled: exchange.value.settled
       })
+      recovery?.attach(attached)
       // finalizers run last-first: shut down (the last broadcasts still cross) before detaching
       yield* Effect.addFinalizer(() => shutdown)
     }

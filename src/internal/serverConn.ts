@@ -12,9 +12,10 @@ import type * as Conn from "../Conn.js"
 import type * as Errors from "../Errors.js"
 import type * as Message from "../Message.js"
 import { ConnImpl } from "./conn.js"
-import { type ConnConfig, type OutboxConfig, Phase, type RoomState } from "./connConfig.js"
+import { type ConnConfig, type JoinRecovery, type OutboxConfig, Phase, type RoomState } from "./connConfig.js"
 import { startDispatcher } from "./dispatch.js"
 import { NSConnImpl, type RoomImpl } from "./handles.js"
+import { type Cursor, roomKey } from "./historyStore.js"
 import type { Frame } from "./outbox.js"
 import type { Entry } from "./timers.js"
 import type { RawSocket } from "./transport.js"
@@ -35,6 +36,8 @@ export interface ServerHooks {
     except: ServerConn | undefined
   ) => Effect.Effect<void>
   readonly dropped: (conn: ServerConn) => void
+  /** a join request that resumes a recoverable room (recovery.ts); absent without history rules */
+  readonly joinRecovery: ((conn: ServerConn, request: Message.Message) => JoinRecovery | undefined) | undefined
 }
 
 /** @internal */
@@ -65,6 +68,8 @@ export class ServerConn extends ConnImpl<ServerNSConn> implements Conn.Conn {
   private pongsAwaited = 0
   private pongWaiter: (() => void) | undefined
   private accepted_ = false
+  /** recovery.ts: set when the client asked for positions, its place in every recoverable room it is in */
+  recovery: Map<string, Cursor> | undefined = undefined
 
   constructor(
     id: string,
@@ -193,7 +198,12 @@ export class ServerConn extends ConnImpl<ServerNSConn> implements Conn.Conn {
   }
 
   protected override roomChanged(room: RoomState, added: boolean): void {
+    if (!added) this.recovery?.delete(roomKey(room.ns.namespace, room.name))
     this.config.hooks.roomChanged(room as ServerRoom, added)
+  }
+
+  override joinRecovery(request: Message.Message): JoinRecovery | undefined {
+    return this.recovery === undefined ? undefined : this.config.hooks.joinRecovery?.(this, request)
   }
 
   protected override dropped(): void {

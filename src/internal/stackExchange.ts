@@ -313,11 +313,12 @@ export const make = (
     const post = (
       operation: string,
       channel: string,
-      message: envelope.Envelope
+      message: envelope.Envelope,
+      history?: StackExchange.Publication["history"]
     ): Errors.StackExchangeError | undefined => {
       const payload = envelope.encode(message)
       const error = refusal(operation, payload.byteLength)
-      if (error === undefined) enqueue({ channel, payload, confirm: undefined })
+      if (error === undefined) enqueue({ channel, payload, confirm: undefined, history })
       return error
     }
 
@@ -326,7 +327,8 @@ export const make = (
       operation: string,
       channel: string,
       message: envelope.Envelope,
-      deadline: Duration.Duration
+      deadline: Duration.Duration,
+      history?: StackExchange.Publication["history"]
     ): Effect.Effect<number | undefined, Errors.StackExchangeError> => {
       const waiting = Effect.async<number | undefined, Errors.StackExchangeError>((resume) => {
         const payload = envelope.encode(message)
@@ -344,7 +346,7 @@ export const make = (
           )
         }
         confirming.add(done)
-        enqueue({ channel, payload, confirm: done })
+        enqueue({ channel, payload, confirm: done, history })
         return Effect.sync(() => {
           open = false
           confirming.delete(done)
@@ -420,22 +422,29 @@ export const make = (
         }))
     }
 
-    const onMessage = (_channel: string, payload: Uint8Array): void => {
+    const onMessage = (_channel: string, payload: Uint8Array, stored?: StackExchange.Stored): void => {
       if (nodeClosed) return
       const received = envelope.decode(payload)
       if (received === undefined) return
       // a broker client's callback must not throw: whatever goes wrong here is logged
       try {
-        dispatch(received)
+        dispatch(received, stored)
       } catch (defect) {
         run(Effect.logError("effect-neffos: a stack exchange message could not be handled", defect))
       }
     }
 
-    const dispatch = (received: envelope.Envelope): void => {
+    const dispatch = (received: envelope.Envelope, stored: StackExchange.Stored | undefined): void => {
       switch (received._tag) {
         case "Broadcast": {
           const except = { connection: received.exceptConnection, id: received.exceptId }
+          if (stored !== undefined) {
+            // a stored broadcast reaches every instance from the broker, its publisher included
+            for (const attached of locals.values()) {
+              if (!attached.closed) attached.local.deliver(received.message, { to: received.to, except, stored })
+            }
+            return
+          }
           for (const local of others(received.origin)) {
             local.deliver(received.message, { to: received.to, except })
           }
@@ -740,6 +749,30 @@ export const make = (
       })
 
     // -------------------------------------------------------------------------
+    // the rooms' shared history, when the transport keeps one
+    // -------------------------------------------------------------------------
+
+    const transportHistory = transport.history
+    const sharedHistory: StackExchange.BridgeHistory | undefined = transportHistory === undefined ? undefined : {
+      read: (namespace, room, settings, since, limit) =>
+        Effect.suspend(() => {
+          if (nodeClosed) return Effect.fail(detachedError("history"))
+          if (!connected) return Effect.fail(failed("history", "Down", lastDown?.cause ?? unavailable))
+          return Effect.map(transportHistory.read(namespace, room, settings, since, limit), (read) => {
+            const entries: Array<
+              { stored: StackExchange.Stored; message: Message.Message; exceptId: string | undefined }
+            > = []
+            for (const { payload, stored } of read.entries) {
+              const decoded = envelope.decode(payload)
+              if (decoded?._tag !== "Broadcast") continue
+              entries.push({ stored, message: decoded.message, exceptId: decoded.exceptId })
+            }
+            return { ...read, entries }
+          })
+        })
+    }
+
+    // -------------------------------------------------------------------------
     // attaching servers
     // -------------------------------------------------------------------------
 
@@ -793,7 +826,7 @@ export const make = (
               release(channel)
             }
           },
-          publish: (message, { confirm, except, to }) =>
+          publish: (message, { confirm, except, history, to }) =>
             guard(
               "publish",
               Effect.suspend(() => {
@@ -810,8 +843,13 @@ export const make = (
                   exceptId: except.id,
                   message
                 }
-                if (confirm === true) return Effect.asVoid(confirmed("publish", channel, broadcast, brokerTimeout))
-                const refused = post("publish", channel, broadcast)
+                const stored = history === undefined || transport.history === undefined
+                  ? undefined
+                  : { ...history, namespace: message.namespace, room: message.room }
+                if (confirm === true) {
+                  return Effect.asVoid(confirmed("publish", channel, broadcast, brokerTimeout, stored))
+                }
+                const refused = post("publish", channel, broadcast, stored)
                 // without confirmation, a publish beyond the bound is dropped and counted, not failed
                 return refused === undefined || refused.reason === "Overloaded" ? Effect.void : Effect.fail(refused)
               })
@@ -869,7 +907,9 @@ export const make = (
                 ),
                 (state) => state.total
               )
-            )
+            ),
+          history: sharedHistory,
+          settled
         }
 
         // the inbox must be live before the first request can be answered
