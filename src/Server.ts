@@ -121,7 +121,7 @@ export interface Options<E, R> {
    * Runs once the client sent its handshake `M`. Failing rejects the client: it gets
    * `H<error text>` and a close with 1008. It may connect namespaces (`conn.connect`).
    */
-  readonly onConnect?: ((conn: Conn.Conn) => Effect.Effect<void, unknown, R>) | undefined
+  readonly onConnect?: ((conn: Conn.Conn) => Effect.Effect<void, unknown, R | Server>) | undefined
   /**
    * Maps a failed handler (or `onConnect`, or a lifecycle veto) to the error text
    * the client gets. Default: `Events.defaultErrorText` — `internal error` for a
@@ -130,7 +130,7 @@ export interface Options<E, R> {
    */
   readonly errorText?: Events.ErrorText | undefined
   /** runs after a connection closed and its forced leave/disconnect events fired */
-  readonly onDisconnect?: ((conn: Conn.Conn) => Effect.Effect<void, never, R>) | undefined
+  readonly onDisconnect?: ((conn: Conn.Conn) => Effect.Effect<void, never, R | Server>) | undefined
   /** the outbox of every connection, or a function choosing it per connection */
   readonly outbox?: OutboxOptions | ((request: Conn.Request) => OutboxOptions) | undefined
   /**
