@@ -1,6 +1,5 @@
 /** @internal */
 import * as Cause from "effect/Cause"
-import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -15,8 +14,9 @@ import * as Errors from "../Errors.js"
 import type * as Message from "../Message.js"
 import type * as StackExchange from "../StackExchange.js"
 import * as envelope from "./envelope.js"
-import * as msg from "./message.js"
-import { brokerUp, droppedPublishes, failures, publishFailures } from "./metrics.js"
+import { brokerUp, failures } from "./metrics.js"
+import { Publisher } from "./publisher.js"
+import { callerTrace, Requests } from "./requests.js"
 import { installedTracer, startSpan } from "./trace.js"
 
 /** @internal */
@@ -29,12 +29,6 @@ const defaults = {
   maxPendingPublishes: 8192,
   maxPendingBytes: 16 * 1024 * 1024,
   retryDelay: Duration.millis(200)
-}
-
-/** A publish waiting for its batch to leave or for the broker to confirm it. */
-interface Outgoing extends StackExchange.Publication {
-  /** the caller waiting for the broker's confirmation, if any: the receivers, or why not */
-  readonly confirm: ((outcome: number | undefined | Errors.StackExchangeError) => void) | undefined
 }
 
 /** Completes once the I/O that already arrived has been read (Node's check phase comes after the poll phase). */
@@ -50,31 +44,8 @@ interface Attached {
   closed: boolean
 }
 
-interface Pending {
-  readonly ack: (count: number) => void
-  readonly result: (outcome: envelope.Outcome) => void
-  readonly fail: (error: Errors.StackExchangeError) => void
-}
-
-interface Gathered {
-  acks: number
-  positive: number
-  total: number
-  expected: number | undefined
-}
-
-/** The caller's span, if any: a cross-instance send or ask carries it. */
-const callerTrace: Effect.Effect<envelope.Trace | undefined> = Effect.map(
-  Effect.serviceOption(Tracer.ParentSpan),
-  (span) =>
-    Option.isSome(span)
-      ? { traceId: span.value.traceId, spanId: span.value.spanId, sampled: span.value.sampled }
-      : undefined
-)
-
 const unavailable = new Error("the broker is unavailable")
 const detached = new Error("the server detached from the stack exchange")
-const overloaded = new Error("too many publishes are waiting for the broker")
 
 /** @internal */
 export const make = (
@@ -122,8 +93,6 @@ export const make = (
     let epoch = 0
     let nodeClosed = false
     let lastDown: Errors.StackExchangeError | undefined
-    const pending = new Map<number, Pending>()
-    let nextCorrelation = 0
     const waiters = new Set<() => void>()
     const wake = yield* Queue.sliding<void>(1)
     const run = yield* FiberSet.makeRuntime<never>()
@@ -230,146 +199,26 @@ export const make = (
       finish()
     })
 
-    // -------------------------------------------------------------------------
-    // sending: what one event-loop turn publishes leaves as one batch, in call
-    // order, and never makes the caller wait unless it asked for confirmation
-    // -------------------------------------------------------------------------
-
-    let queue: Array<Outgoing> = []
-    let scheduled = false
-    /** queued, or handed to the transport and not yet confirmed by the broker */
-    let pendingPublishes = 0
-    let pendingBytes = 0
-    /** callers waiting for a confirmation: they fail at once when the broker goes down */
-    const confirming = new Set<(error: Errors.StackExchangeError) => void>()
-    const drainWaiters = new Set<() => void>()
-
-    /** Why a publish cannot be taken now (counted), or undefined when it can. */
-    const refusal = (operation: string, bytes: number): Errors.StackExchangeError | undefined => {
-      if (nodeClosed) return detachedError(operation)
-      if (!connected) {
-        publishFailures.unsafeUpdate(1, [])
-        return failed(operation, "Down", lastDown?.cause ?? unavailable)
+    // sending: publisher.ts; what one event-loop turn publishes leaves as one batch
+    const publisher = new Publisher(
+      { maxPendingPublishes, maxPendingBytes },
+      {
+        get closed() {
+          return nodeClosed
+        },
+        get connected() {
+          return connected
+        },
+        get downCause() {
+          return lastDown?.cause ?? unavailable
+        },
+        publish: (batch) => transport.publish(batch),
+        run: (effect) => void run(effect)
       }
-      if (pendingPublishes >= maxPendingPublishes || (pendingPublishes > 0 && pendingBytes + bytes > maxPendingBytes)) {
-        droppedPublishes.unsafeUpdate(1, [])
-        return new Errors.StackExchangeError({ operation, reason: "Overloaded", cause: overloaded })
-      }
-      return undefined
-    }
-
-    const settleBatch = (
-      batch: ReadonlyArray<Outgoing>,
-      exit: Exit.Exit<ReadonlyArray<number | undefined>, Errors.StackExchangeError>
-    ) => {
-      let bytes = 0
-      for (const entry of batch) bytes += entry.payload.byteLength
-      pendingPublishes -= batch.length
-      pendingBytes -= bytes
-      if (Exit.isSuccess(exit)) {
-        for (let i = 0; i < batch.length; i++) batch[i].confirm?.(exit.value[i])
-      } else {
-        const error = Option.getOrElse(
-          Cause.failureOption(exit.cause),
-          () =>
-            new Errors.StackExchangeError({ operation: "publish", reason: "Broker", cause: Cause.squash(exit.cause) })
-        )
-        if (error.reason !== "Detached") {
-          failures.unsafeUpdate(batch.length, [])
-          publishFailures.unsafeUpdate(batch.length, [])
-        }
-        for (const entry of batch) entry.confirm?.(error)
-      }
-      if (pendingPublishes === 0) { for (const waiter of Array.from(drainWaiters)) waiter() }
-    }
-
-    const flush = () => {
-      scheduled = false
-      const batch = queue
-      queue = []
-      if (batch.length === 0) return
-      if (nodeClosed) return settleBatch(batch, Exit.fail(detachedError("publish")))
-      if (!connected) {
-        const error = new Errors.StackExchangeError({
-          operation: "publish",
-          reason: "Down",
-          cause: lastDown?.cause ?? unavailable
-        })
-        return settleBatch(batch, Exit.fail(error))
-      }
-      run(Effect.flatMap(Effect.exit(transport.publish(batch)), (exit) => Effect.sync(() => settleBatch(batch, exit))))
-    }
-
-    const enqueue = (entry: Outgoing) => {
-      pendingPublishes++
-      pendingBytes += entry.payload.byteLength
-      queue.push(entry)
-      if (scheduled) return
-      scheduled = true
-      setImmediate(flush)
-    }
-
-    /** Queues a publish without waiting for the broker; returns why it was refused, if it was. */
-    const post = (
-      operation: string,
-      channel: string,
-      message: envelope.Envelope,
-      history?: StackExchange.Publication["history"]
-    ): Errors.StackExchangeError | undefined => {
-      const payload = envelope.encode(message)
-      const error = refusal(operation, payload.byteLength)
-      if (error === undefined) enqueue({ channel, payload, confirm: undefined, history })
-      return error
-    }
-
-    /** Queues a publish and waits (at most `deadline`) for the broker to confirm it; succeeds with its receivers. */
-    const confirmed = (
-      operation: string,
-      channel: string,
-      message: envelope.Envelope,
-      deadline: Duration.Duration,
-      history?: StackExchange.Publication["history"]
-    ): Effect.Effect<number | undefined, Errors.StackExchangeError> => {
-      const waiting = Effect.async<number | undefined, Errors.StackExchangeError>((resume) => {
-        const payload = envelope.encode(message)
-        const error = refusal(operation, payload.byteLength)
-        if (error !== undefined) return resume(Effect.fail(error))
-        let open = true
-        const done = (outcome: number | undefined | Errors.StackExchangeError) => {
-          if (!open) return
-          open = false
-          confirming.delete(done)
-          resume(
-            outcome instanceof Errors.StackExchangeError
-              ? Effect.fail(new Errors.StackExchangeError({ operation, reason: outcome.reason, cause: outcome.cause }))
-              : Effect.succeed(outcome)
-          )
-        }
-        confirming.add(done)
-        enqueue({ channel, payload, confirm: done, history })
-        return Effect.sync(() => {
-          open = false
-          confirming.delete(done)
-        })
-      })
-      if (!Duration.isFinite(deadline)) return waiting
-      return Effect.timeoutFail(waiting, {
-        duration: deadline,
-        onTimeout: () =>
-          failed(operation, "Timeout", new Error(`the broker did not confirm within ${Duration.format(deadline)}`))
-      })
-    }
-
-    /** Completes once nothing waits for the broker. */
-    const drained: Effect.Effect<void> = Effect.async<void>((resume) => {
-      if (pendingPublishes === 0) return resume(Effect.void)
-      const waiter = () => {
-        drainWaiters.delete(waiter)
-        resume(Effect.void)
-      }
-      drainWaiters.add(waiter)
-      return Effect.sync(() => drainWaiters.delete(waiter))
-    })
+    )
+    const post = publisher.post.bind(publisher)
+    const confirmed = publisher.confirmed.bind(publisher)
+    const drained = publisher.drained
 
     // -------------------------------------------------------------------------
     // receiving
@@ -496,10 +345,10 @@ export const make = (
           return
         }
         case "Ack":
-          pending.get(received.correlation)?.ack(received.count)
+          requests.ack(received.correlation, received.count)
           return
         case "Result":
-          pending.get(received.correlation)?.result(received.outcome)
+          requests.result(received.correlation, received.outcome)
           return
         case "Cluster": {
           const targets = received.to === undefined ? others(received.origin) : others(received.origin).filter(
@@ -525,9 +374,9 @@ export const make = (
       lastDown = error
       failures.unsafeUpdate(1, [])
       brokerUp.unsafeUpdate(0, [])
-      for (const request of Array.from(pending.values())) request.fail(error)
+      requests.failAll(error)
       const unconfirmed = new Errors.StackExchangeError({ operation: "publish", reason: "Down", cause: error.cause })
-      for (const fail of Array.from(confirming)) fail(unconfirmed)
+      publisher.failConfirming(unconfirmed)
       for (const attached of locals.values()) attached.local.reportStatus({ _tag: "Down", error })
     }
 
@@ -612,8 +461,8 @@ export const make = (
       Effect.sync(() => {
         nodeClosed = true
         const error = detachedError("close")
-        for (const request of Array.from(pending.values())) request.fail(error)
-        for (const fail of Array.from(confirming)) fail(error)
+        requests.failAll(error)
+        publisher.failConfirming(error)
       })
     )
     yield* Effect.forkScoped(Effect.forever(Effect.zipRight(Queue.take(wake), pass)))
@@ -625,128 +474,9 @@ export const make = (
     // requests
     // -------------------------------------------------------------------------
 
-    /**
-     * Publishes a request and counts the acknowledgements: until every receiver the
-     * broker reported answered, `enough` holds, or the request timeout passed.
-     */
-    const gather = (
-      operation: string,
-      channel: string,
-      request: (correlation: number) => envelope.Envelope,
-      enough: (state: Gathered) => boolean
-    ): Effect.Effect<Gathered, Errors.StackExchangeError> =>
-      Effect.gen(function*() {
-        const correlation = ++nextCorrelation
-        const state: Gathered = { acks: 0, positive: 0, total: 0, expected: undefined }
-        const done = yield* Deferred.make<void, Errors.StackExchangeError>()
-        const check = () => {
-          if ((state.expected !== undefined && state.acks >= state.expected) || enough(state)) {
-            Deferred.unsafeDone(done, Effect.void)
-          }
-        }
-        pending.set(correlation, {
-          ack: (count) => {
-            state.acks++
-            state.total += count
-            if (count > 0) state.positive++
-            check()
-          },
-          result: () => {},
-          fail: (error) => Deferred.unsafeDone(done, Effect.fail(error))
-        })
-        return yield* confirmed(operation, channel, request(correlation), requestTimeout).pipe(
-          Effect.flatMap((receivers) => {
-            state.expected = receivers
-            check()
-            return Effect.timeoutOption(Deferred.await(done), requestTimeout)
-          }),
-          Effect.as(state),
-          Effect.ensuring(Effect.sync(() => pending.delete(correlation)))
-        )
-      })
-
-    const ask = (
-      origin: string,
-      request: Parameters<StackExchange.Bridge["ask"]>[0],
-      timeout: Duration.DurationInput
-    ): Effect.Effect<Message.Message, Errors.AskError | Errors.ConnectionNotFound | Errors.StackExchangeError> =>
-      Effect.gen(function*() {
-        const duration = Duration.decode(timeout)
-        const trace = yield* callerTrace
-        const correlation = ++nextCorrelation
-        const done = yield* Deferred.make<
-          Message.Message,
-          Errors.AskError | Errors.ConnectionNotFound | Errors.StackExchangeError
-        >()
-        const notFound = new Errors.ConnectionNotFound({ id: request.to, namespace: request.namespace })
-        let acks = 0
-        let holders = 0
-        let failed = 0
-        let expected: number | undefined
-        let final = false
-        let firstFailure: Errors.AskError | Errors.ConnectionNotFound | undefined
-        const check = () => {
-          if (!final && expected !== undefined && acks >= expected) final = true
-          if (!final) return
-          if (holders === 0) Deferred.unsafeDone(done, Effect.fail(notFound))
-          else if (failed >= holders) Deferred.unsafeDone(done, Effect.fail(firstFailure ?? notFound))
-        }
-        pending.set(correlation, {
-          ack: (count) => {
-            acks++
-            if (count > 0) holders++
-            check()
-          },
-          result: (outcome) => {
-            if (outcome._tag === "Reply") return Deferred.unsafeDone(done, Effect.succeed(outcome.message))
-            failed++
-            firstFailure ??= outcome.error
-            check()
-          },
-          fail: (error) => Deferred.unsafeDone(done, Effect.fail(error))
-        })
-        const body = request.body ?? ""
-        const message = {
-          _tag: "Ask" as const,
-          origin,
-          correlation,
-          to: request.to,
-          timeoutMs: Math.max(0, Math.round(Duration.toMillis(duration))),
-          trace,
-          message: msg.unsafeMake(
-            request.namespace,
-            request.room ?? "",
-            request.event,
-            body,
-            undefined,
-            typeof body !== "string",
-            "",
-            false,
-            false
-          )
-        }
-        // without a count from the broker, the owners have `requestTimeout` to say they exist
-        const holdersKnown = Effect.sleep(requestTimeout).pipe(
-          Effect.zipRight(Effect.sync(() => {
-            final = true
-            check()
-          })),
-          Effect.zipRight(Effect.never)
-        )
-        return yield* confirmed("ask", names.id(request.to), message, requestTimeout).pipe(
-          Effect.flatMap((receivers) => {
-            expected = receivers
-            check()
-            return Effect.raceFirst(Deferred.await(done), holdersKnown)
-          }),
-          Effect.timeoutFail({
-            duration: Duration.sum(duration, requestTimeout),
-            onTimeout: () =>
-              new Errors.AskTimeout({ namespace: request.namespace, event: request.event, timeout: duration })
-          }),
-          Effect.ensuring(Effect.sync(() => pending.delete(correlation)))
-        )
-      })
+    const requests = new Requests(publisher, names, requestTimeout)
+    const gather = requests.gather.bind(requests)
+    const ask = requests.ask.bind(requests)
 
     // -------------------------------------------------------------------------
     // the rooms' shared history, when the transport keeps one
