@@ -74,6 +74,10 @@
  * })
  * ```
  *
+ * Over 450 lines on purpose: this is the public surface of contracts — about half
+ * of it documentation, most of the rest type-level (what a handler, a view and a
+ * client of a given contract look like); the code is in internal/contract*.ts.
+ *
  * @since 0.1.0
  */
 import type * as Cause from "effect/Cause"
@@ -89,6 +93,7 @@ import type * as Conn from "./Conn.js"
 import type * as Errors from "./Errors.js"
 import type * as Events from "./Events.js"
 import * as internal from "./internal/contract.js"
+import * as internalClient from "./internal/contractClient.js"
 import type * as Message from "./Message.js"
 import type * as Server from "./Server.js"
 
@@ -1018,7 +1023,7 @@ export type HasServerAsks<C> = [RequiredClientNamespaces<C>] extends [never] ? f
 export const clientEvents: <C extends Any, const H extends ClientHandlers<C>>(
   contract: C,
   handlers: H & Exact<H, ClientHandlers<C>>
-) => Client.ClientEvents<never, HandlersContext<H>> = internal.clientEvents as any
+) => Client.ClientEvents<never, HandlersContext<H>> = internalClient.clientEvents as any
 
 /**
  * The typed view of a connection dialed with `Contract.clientEvents` of the same
@@ -1030,7 +1035,7 @@ export const clientEvents: <C extends Any, const H extends ClientHandlers<C>>(
 export const client: {
   <C extends Any>(contract: C): (conn: Client.ClientConn) => ContractClient<C>
   <C extends Any>(conn: Client.ClientConn, contract: C): ContractClient<C>
-} = internal.client
+} = internalClient.client
 
 /**
  * Options of {@link dial}: those of `Client.dial` but `events`.
@@ -1085,7 +1090,7 @@ export const dial: {
     Errors.HandshakeRejected | Errors.HandshakeError,
     Client.ClientTransport | Scope.Scope
   >
-} = internal.dial as any
+} = internalClient.dial as any
 
 // -----------------------------------------------------------------------------
 // metrics

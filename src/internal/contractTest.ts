@@ -7,7 +7,8 @@ import type * as Errors from "../Errors.js"
 import * as Events from "../Events.js"
 import type * as Message from "../Message.js"
 import type * as TestServer from "../TestServer.js"
-import * as internal from "./contract.js"
+import * as internal from "./contractClient.js"
+import * as codec from "./contractCodec.js"
 import { UnexpectedMessage } from "./testServer.js"
 
 const describe = (event: Contract.Push, expected?: { readonly room?: unknown; readonly payload?: unknown }) => {
@@ -26,10 +27,10 @@ const match = (
   if (m.native || m.error !== undefined || m.namespace !== event.namespace || m.event !== event.name) {
     return Either.left(undefined)
   }
-  if (expected?.room !== undefined && m.room !== internal.encodeRoom(event.room, expected.room)) {
+  if (expected?.room !== undefined && m.room !== codec.encodeRoom(event.room, expected.room)) {
     return Either.left(undefined)
   }
-  const decoded = internal.decodeBody(internal.codecOf(event.payload), m)
+  const decoded = codec.decodeBody(codec.codecOf(event.payload), m)
   if (Either.isLeft(decoded)) return Either.left(undefined)
   if (
     expected?.payload !== undefined &&

@@ -1,4 +1,18 @@
-/** @internal */
+/**
+ * The stack exchange: the servers of this process attached to one broker, the
+ * channels they need (reference-counted, resubscribed after the broker comes
+ * back), what arrives from other instances and whom it goes to, the broker's
+ * status and liveness, the rooms' shared history, and attach/detach. Sending is in
+ * publisher.ts, requests to other instances in requests.ts, the binary envelope in
+ * envelope.ts.
+ *
+ * Over 450 lines on purpose: subscriptions, the status and the receiving side read
+ * and change one connection state (up, restoring, the channels the broker
+ * confirmed); one closure keeps that state private and every change to it in one
+ * place.
+ *
+ * @internal
+ */
 import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
