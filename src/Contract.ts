@@ -74,10 +74,6 @@
  * })
  * ```
  *
- * Over 450 lines on purpose: this is the public surface of contracts — about half
- * of it documentation, most of the rest type-level (what a handler, a view and a
- * client of a given contract look like); the code is in internal/contract*.ts.
- *
  * @since 0.1.0
  */
 import type * as Cause from "effect/Cause"
@@ -96,6 +92,10 @@ import * as internal from "./internal/contract.js"
 import * as internalClient from "./internal/contractClient.js"
 import type * as Message from "./Message.js"
 import type * as Server from "./Server.js"
+
+// Over 450 lines on purpose: this is the public surface of contracts, about half of it
+// documentation and most of the rest type-level (what a handler, a view and a client of a
+// given contract look like); the code is in internal/contract*.ts.
 
 // -----------------------------------------------------------------------------
 // models
