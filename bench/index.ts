@@ -1,12 +1,13 @@
 import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
+import * as path from "node:path"
 import { printCluster, runCluster } from "./cluster.js"
 import { printCodec, runCodec } from "./codec.js"
 import { type Config, full, quick, smoke } from "./config.js"
 import type { HistoryMemory } from "./history.js"
 import { killAll, spawnWorker } from "./lib/ipc.js"
 import { connectionCap, machine } from "./lib/machine.js"
-import { printContractCost, printHistoryCost, printObserveCost, printSummary } from "./lib/report.js"
+import { printBaseline, printContractCost, printHistoryCost, printObserveCost, printSummary } from "./lib/report.js"
 import { printPresence, runPresence } from "./presence.js"
 import { runSuite, servers } from "./suite.js"
 
@@ -19,7 +20,17 @@ const startedAt = new Date()
 const chosen = process.argv.includes("--full") ? full : process.argv.includes("--smoke") ? smoke : quick
 // `--servers=neffos,neffos contract` runs only those (ratios need their references in the same run)
 const only = process.argv.find((arg) => arg.startsWith("--servers="))?.slice("--servers=".length).split(",")
-const chosenServers = only === undefined ? servers : servers.filter((spec) => only.includes(spec.name))
+const named = only === undefined ? servers : servers.filter((spec) => only.includes(spec.name))
+// `--baseline=<checkout>` adds that checkout's build (another worktree, say) as "neffos baseline",
+// measured in the same interleaved trials: the before/after of a change on the same machine
+const baselineArg = process.argv.find((arg) => arg.startsWith("--baseline="))?.slice("--baseline=".length)
+const baseline = baselineArg === undefined ? undefined : path.resolve(baselineArg)
+const chosenServers = baseline === undefined ? named : [...named, {
+  name: "neffos baseline",
+  file: "servers/effect-neffos.ts",
+  wire: "neffos" as const,
+  args: ["default", "metrics", `--dist=${path.join(baseline, "dist")}`]
+}]
 const facts = machine()
 const cap = connectionCap(facts)
 const config: Config = {
@@ -40,6 +51,14 @@ if (config.fanout.some((group, i) => group.clients < chosen.fanout[i].clients)) 
 
 // the effect-neffos servers run the compiled package, as its users do (tsx adds its own costs)
 execFileSync("npx", ["tsc", "-p", "tsconfig.build.json"], { stdio: "inherit" })
+if (baseline !== undefined) {
+  console.log(
+    `  baseline: ${baseline} (${
+      execFileSync("git", ["-C", baseline, "log", "-1", "--format=%h %s"]).toString().trim()
+    })`
+  )
+  execFileSync("npx", ["tsc", "-p", "tsconfig.build.json"], { stdio: "inherit", cwd: baseline })
+}
 
 const codec = config.mode === "smoke" ? undefined : runCodec({ durationMs: 300, trials: 3 })
 if (codec !== undefined) printCodec(codec)
@@ -50,6 +69,7 @@ const summary = run.results.summary(chosenServers.map((s) => s.name))
 console.log("\nMedians over trials; ×ws and ×sio are medians of per-trial ratios to raw ws and Socket.IO.")
 console.log("srv µs = server process CPU time (user + system) per delivery, reply or connection.")
 printSummary(summary)
+printBaseline(summary)
 printContractCost(summary)
 printObserveCost(summary)
 printHistoryCost(summary)

@@ -30,7 +30,7 @@ export interface Sample {
  * The servers every other one is compared with, trial by trial ("neffos": the contract server's
  * baseline; "neffos bare": without metrics or tracer, the baseline of observability's cost).
  */
-export const references = ["ws", "socket.io", "neffos", "neffos bare"] as const
+export const references = ["ws", "socket.io", "neffos", "neffos bare", "neffos baseline"] as const
 
 export class Results {
   private readonly scenarios = new Map<string, { readonly scenario: Scenario; readonly samples: Array<Sample> }>()
@@ -111,6 +111,24 @@ export const printSummary = (summary: Summary) => {
       console.log(`  ${row.server.padEnd(nameWidth)}${cells.join("  ")}`)
     }
   }
+}
+
+/**
+ * This checkout against another (`--baseline=<checkout>`): every scenario's paired metrics of
+ * `neffos` over `neffos baseline`, measured in the same interleaved trials.
+ */
+export const printBaseline = (summary: Summary) => {
+  const lines = summary.flatMap((scenario) => {
+    const row = scenario.rows.find((r) => r.server === "neffos")
+    if (row === undefined || !scenario.rows.some((r) => r.server === "neffos baseline")) return []
+    const cells = scenario.metrics.filter((m) => m.paired).map((m) =>
+      `${m.label} ${ratio(row.metrics[m.key].ratios["neffos baseline"])}x`
+    )
+    return [`  ${scenario.title}\n    ${cells.join(", ")}`]
+  })
+  if (lines.length === 0) return
+  console.log("\nThis checkout vs the baseline (neffos / neffos baseline, medians of per-trial ratios):")
+  for (const line of lines) console.log(line)
 }
 
 /** What a typed contract costs: the contract server against the untyped one, per scenario it ran. */

@@ -13,9 +13,14 @@ import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import type * as Option from "effect/Option"
 import * as Tracer from "effect/Tracer"
-// the compiled package, as users run it (bench/index.ts builds it first); typed by the sources
-const { Events, Reply, Server } = (await import("../../dist/index.js" as string)) as typeof import("../../src/index.js")
-const NodeServer = (await import("../../dist/NodeServer.js" as string)) as typeof import("../../src/NodeServer.js")
+import * as path from "node:path"
+import { pathToFileURL } from "node:url"
+// the compiled package, as users run it (bench/index.ts builds it first); typed by the sources.
+// `--dist=<directory>` runs another build of it instead (`npm run bench -- --baseline=<checkout>`).
+const dist = process.argv.find((arg) => arg.startsWith("--dist="))?.slice("--dist=".length)
+const distUrl = (file: string) => dist === undefined ? `../../dist/${file}` : pathToFileURL(path.join(dist, file)).href
+const { Events, Reply, Server } = (await import(distUrl("index.js"))) as typeof import("../../src/index.js")
+const NodeServer = (await import(distUrl("NodeServer.js"))) as typeof import("../../src/NodeServer.js")
 import { host } from "../lib/host.js"
 import { broadcastEvent, echoEvent, namespace, room } from "../lib/wire.js"
 
