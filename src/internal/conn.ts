@@ -103,8 +103,8 @@ export abstract class ConnImpl<NS extends NamespaceState> {
   }
 
   protected makeOutbox(socket: RawSocket): Outbox {
-    const { capacity, highWaterMark, maxBytes, strategy } = this.outboxConfig
-    return new Outbox(capacity, strategy, highWaterMark, maxBytes, socket, () => this.onOverflow())
+    const { capacity, highWaterMark, maxBytes, strategy, window } = this.outboxConfig
+    return new Outbox(capacity, strategy, highWaterMark, maxBytes, socket, () => this.onOverflow(), window)
   }
 
   // ---------------------------------------------------------------------------
@@ -396,9 +396,13 @@ export abstract class ConnImpl<NS extends NamespaceState> {
   // writing
   // ---------------------------------------------------------------------------
 
-  /** Offers a frame to the outbox; false when the connection is closed. */
-  write(frame: Frame): boolean {
-    const result = this.outbox.put(frame)
+  /**
+   * Offers a frame to the outbox; false when the connection is closed. `expedite`
+   * (replies and requests) does not wait for a flush window: it and what the window
+   * held leave at the end of the turn.
+   */
+  write(frame: Frame, expedite = false): boolean {
+    const result = this.outbox.put(frame, expedite)
     if (result === OfferResult.Dropped) this.dropped()
     return result !== OfferResult.Closed && result !== OfferResult.Overflow
   }
@@ -416,7 +420,7 @@ export abstract class ConnImpl<NS extends NamespaceState> {
   }
 
   writeEmptyReply(wait: string): void {
-    this.write(msg.emptyReply(wait))
+    this.write(msg.emptyReply(wait), true)
   }
 
   writeError(request: Message.Message, text: string): void {
@@ -424,7 +428,7 @@ export abstract class ConnImpl<NS extends NamespaceState> {
       msg.unsafeMake(request.namespace, request.room, request.event, "", text, false, request.wait, false, false)
     )
     this.config.observe?.onSent(request.namespace, 1, frameLength(frame))
-    this.write(frame)
+    this.write(frame, true)
   }
 
   // ---------------------------------------------------------------------------
@@ -488,7 +492,7 @@ export abstract class ConnImpl<NS extends NamespaceState> {
         })
         const frame = msg.encode(request)
         this.config.observe?.onSent(request.namespace, 1, frameLength(frame))
-        if (!this.write(frame)) {
+        if (!this.write(frame, true)) {
           this.pending.delete(wait)
           return Effect.fail(this.unavailableError)
         }

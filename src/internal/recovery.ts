@@ -303,7 +303,7 @@ export const make = <C extends RecoveringConn>(
         const cursor = conn.recovery?.get(key)
         if (cursor === undefined || cursor.pending === undefined) {
           // the room was left while its history was read: the join is answered all the same
-          conn.write(msg.encode(msg.unsafeMake("", "", "", "", undefined, false, m.wait, false, false)))
+          conn.write(msg.encode(msg.unsafeMake("", "", "", "", undefined, false, m.wait, false, false)), true)
           return
         }
         let body: string
@@ -340,7 +340,7 @@ export const make = <C extends RecoveringConn>(
             if (reason !== "fresh") outcome(reason)
           }
         }
-        conn.write(msg.encode(msg.unsafeMake("", "", "", body, undefined, false, m.wait, false, false)))
+        conn.write(msg.encode(msg.unsafeMake("", "", "", body, undefined, false, m.wait, false, false)), true)
         const waiting = cursor.pending.slice(cursor.index)
         cursor.pending = replay.length === 0
           ? waiting
