@@ -6,7 +6,7 @@ import { type Config, full, quick, smoke } from "./config.js"
 import type { HistoryMemory } from "./history.js"
 import { killAll, spawnWorker } from "./lib/ipc.js"
 import { connectionCap, machine } from "./lib/machine.js"
-import { printContractCost, printHistoryCost, printObserveCost, printSummary } from "./lib/report.js"
+import { printContractCost, printFlushCost, printHistoryCost, printObserveCost, printSummary } from "./lib/report.js"
 import { printPresence, runPresence } from "./presence.js"
 import { runSuite, servers } from "./suite.js"
 
@@ -53,6 +53,7 @@ printSummary(summary)
 printContractCost(summary)
 printObserveCost(summary)
 printHistoryCost(summary)
+printFlushCost(summary)
 
 /** Heap per recoverable room (in-memory history), in a worker of its own with --expose-gc. */
 const runHistoryMemory = async (): Promise<HistoryMemory | undefined> => {
