@@ -92,12 +92,12 @@ describe("Outbox flush window", () => {
       const { outbox, sink } = make()
       outbox.put("a")
       outbox.put("b")
-      outbox.put("reply", true)
+      outbox.putExpedited("reply")
       outbox.put("c") // queued in the same turn: it goes with them
       yield* turn
       assert.deepStrictEqual(sink.batches, [["a", "b", "reply", "c"]])
       // an expedited frame into a clean outbox does not wait either
-      outbox.put("reply2", true)
+      outbox.putExpedited("reply2")
       yield* turn
       assert.deepStrictEqual(sink.batches, [["a", "b", "reply", "c"], ["reply2"]])
       yield* TestClock.adjust("2 millis")

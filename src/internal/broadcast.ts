@@ -23,7 +23,7 @@ import { SharedText } from "./transport.js"
 export interface Receiver extends Member {
   readonly outbox: Outbox
   /** offers a frame to the outbox (its policy applies when full); false when closed */
-  write(frame: Frame, expedite?: boolean): boolean
+  write(frame: Frame): boolean
   unsafeClose(code: number, reason: string, drain?: boolean): void
 }
 

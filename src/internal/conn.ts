@@ -396,13 +396,19 @@ export abstract class ConnImpl<NS extends NamespaceState> {
   // writing
   // ---------------------------------------------------------------------------
 
+  /** Offers a frame to the outbox; false when the connection is closed. */
+  write(frame: Frame): boolean {
+    const result = this.outbox.put(frame)
+    if (result === OfferResult.Dropped) this.dropped()
+    return result !== OfferResult.Closed && result !== OfferResult.Overflow
+  }
+
   /**
-   * Offers a frame to the outbox; false when the connection is closed. `expedite`
-   * (replies and requests) does not wait for a flush window: it and what the window
-   * held leave at the end of the turn.
+   * Offers a reply or a request: it does not wait for a flush window; it and what
+   * the window held leave at the end of the turn.
    */
-  write(frame: Frame, expedite = false): boolean {
-    const result = this.outbox.put(frame, expedite)
+  writeExpedited(frame: Frame): boolean {
+    const result = this.outbox.putExpedited(frame)
     if (result === OfferResult.Dropped) this.dropped()
     return result !== OfferResult.Closed && result !== OfferResult.Overflow
   }
@@ -420,7 +426,7 @@ export abstract class ConnImpl<NS extends NamespaceState> {
   }
 
   writeEmptyReply(wait: string): void {
-    this.write(msg.emptyReply(wait), true)
+    this.writeExpedited(msg.emptyReply(wait))
   }
 
   writeError(request: Message.Message, text: string): void {
@@ -428,7 +434,7 @@ export abstract class ConnImpl<NS extends NamespaceState> {
       msg.unsafeMake(request.namespace, request.room, request.event, "", text, false, request.wait, false, false)
     )
     this.config.observe?.onSent(request.namespace, 1, frameLength(frame))
-    this.write(frame, true)
+    this.writeExpedited(frame)
   }
 
   // ---------------------------------------------------------------------------
@@ -492,7 +498,7 @@ export abstract class ConnImpl<NS extends NamespaceState> {
         })
         const frame = msg.encode(request)
         this.config.observe?.onSent(request.namespace, 1, frameLength(frame))
-        if (!this.write(frame, true)) {
+        if (!this.writeExpedited(frame)) {
           this.pending.delete(wait)
           return Effect.fail(this.unavailableError)
         }

@@ -171,11 +171,8 @@ export class Outbox implements Queue.Enqueue<Frame> {
   // the connection's side
   // ---------------------------------------------------------------------------
 
-  /**
-   * Stores a frame, applying the overflow strategy when full. With `expedite`, a
-   * flush waiting for the window is moved to the end of the turn.
-   */
-  put(frame: Frame, expedite = false): OfferResult {
+  /** Stores a frame, applying the overflow strategy when full. */
+  put(frame: Frame): OfferResult {
     if (this.closed) return OfferResult.Closed
     const n = frameBytes(frame)
     if (this.isFullFor(n) && !this.writeThrough()) {
@@ -189,7 +186,6 @@ export class Outbox implements Queue.Enqueue<Frame> {
             this.dropped++
           } while (this.isFullFor(n))
           this.push(frame, n)
-          if (expedite) this.expedite()
           return OfferResult.Dropped
         }
         case "dropping": {
@@ -204,8 +200,14 @@ export class Outbox implements Queue.Enqueue<Frame> {
       }
     }
     this.push(frame, n)
-    if (expedite) this.expedite()
     return OfferResult.Queued
+  }
+
+  /** Stores a frame like `put`; a flush waiting for the window is moved to the end of the turn. */
+  putExpedited(frame: Frame): OfferResult {
+    const result = this.put(frame)
+    if (this.entry !== undefined) this.expedite()
+    return result
   }
 
   /** Stores a frame only if that drops nothing; false when full (the caller waits with `onRoom`). */
