@@ -10,7 +10,7 @@
  *
  * With a flush window (`flushInterval`), a frame that finds the outbox clean waits
  * for the window instead of the turn: the frames queued until it elapses leave in
- * one batch. A frame offered with `expedite` (a reply, a request) moves the pending
+ * one batch. A frame offered with `putExpedited` (a reply, a request) moves the pending
  * flush to the turn's, carrying what the window held before it, so order holds.
  * The window is an entry in a delay queue of the server's timers, cancelled by a
  * flush and cleared on close.
