@@ -18,6 +18,8 @@ export interface Config {
    */
   readonly paused: { readonly readers: number; readonly broadcasts: number; readonly size: number }
   readonly churnMs: number
+  /** A paced fan-out (one broadcast every `intervalMs`) in the group with `clients`: delivery latency. */
+  readonly paced: { readonly clients: number; readonly broadcasts: number; readonly intervalMs: number }
 }
 
 export const quick: Config = {
@@ -27,7 +29,8 @@ export const quick: Config = {
   burst: { clients: 1000, broadcasts: 50, perTurn: 50 },
   echo: { clients: [10, 100], durationMs: 500 },
   paused: { readers: 50, broadcasts: 2000, size: 4096 },
-  churnMs: 700
+  churnMs: 700,
+  paced: { clients: 1000, broadcasts: 50, intervalMs: 20 }
 }
 
 export const full: Config = {
@@ -37,7 +40,8 @@ export const full: Config = {
   burst: { clients: 1000, broadcasts: 500, perTurn: 50 },
   echo: { clients: [10, 100], durationMs: 3000 },
   paused: { readers: 50, broadcasts: 6000, size: 4096 },
-  churnMs: 3000
+  churnMs: 3000,
+  paced: { clients: 1000, broadcasts: 150, intervalMs: 20 }
 }
 
 /** A short check that every server and scenario runs (`npm run bench -- --smoke`); its numbers are not figures. */
@@ -48,5 +52,6 @@ export const smoke: Config = {
   burst: { clients: 1000, broadcasts: 50, perTurn: 50 },
   echo: { clients: [10], durationMs: 500 },
   paused: { readers: 10, broadcasts: 200, size: 4096 },
-  churnMs: 300
+  churnMs: 300,
+  paced: { clients: 1000, broadcasts: 20, intervalMs: 20 }
 }

@@ -7,7 +7,14 @@ import { type Config, full, quick, smoke } from "./config.js"
 import type { HistoryMemory } from "./history.js"
 import { killAll, spawnWorker } from "./lib/ipc.js"
 import { connectionCap, machine } from "./lib/machine.js"
-import { printBaseline, printContractCost, printHistoryCost, printObserveCost, printSummary } from "./lib/report.js"
+import {
+  printBaseline,
+  printContractCost,
+  printFlushCost,
+  printHistoryCost,
+  printObserveCost,
+  printSummary
+} from "./lib/report.js"
 import { printPresence, runPresence } from "./presence.js"
 import { runSuite, servers } from "./suite.js"
 
@@ -73,6 +80,7 @@ printBaseline(summary)
 printContractCost(summary)
 printObserveCost(summary)
 printHistoryCost(summary)
+printFlushCost(summary)
 
 /** Heap per recoverable room (in-memory history), in a worker of its own with --expose-gc. */
 const runHistoryMemory = async (): Promise<HistoryMemory | undefined> => {

@@ -28,7 +28,9 @@ const idleMs = 1000
 const fanoutMetrics: ReadonlyArray<Metric> = [
   { key: "rate", label: "deliveries/s", unit: "rate", paired: true },
   { key: "cpuUs", label: "srv µs/dlv", unit: "us", paired: true },
-  { key: "delivered", label: "delivered", unit: "pct", paired: false }
+  { key: "delivered", label: "delivered", unit: "pct", paired: false },
+  { key: "p50Us", label: "p50 µs", unit: "us", paired: false },
+  { key: "p99Us", label: "p99 µs", unit: "us", paired: false }
 ]
 
 const perTurn = (n: number) => (n === 1 ? "1 broadcast per turn" : `${n} broadcasts per turn`)
@@ -46,7 +48,13 @@ const round = async (ctx: Context, command: BroadcastCommand, expected: number, 
   await ctx.load.call("arm", { expected })
   const sent = await ctx.server.call("broadcast", command)
   const got = await ctx.load.call("deliveries", { idleMs: quietMs, maxMs: maxRoundMs, quietFromMs: sent.endMs })
-  return { delivered: got.delivered, ms: got.lastMs - sent.startMs, fraction: got.delivered / expected }
+  return {
+    delivered: got.delivered,
+    ms: got.lastMs - sent.startMs,
+    fraction: got.delivered / expected,
+    p50Us: got.p50Us,
+    p99Us: got.p99Us
+  }
 }
 
 const rate = (count: number, ms: number) => (count > 0 && ms > 0 ? (count / ms) * 1e3 : 0)
@@ -63,8 +71,40 @@ const fanout = async (ctx: Context, clients: number, command: BroadcastCommand) 
   return {
     rate: rate(measured.delivered, measured.ms),
     cpuUs: perUnit(cpuUs, measured.delivered),
-    delivered: measured.fraction
+    delivered: measured.fraction,
+    p50Us: measured.p50Us,
+    p99Us: measured.p99Us
   }
+}
+
+/**
+ * A paced fan-out: one broadcast every `intervalMs`, well below what any server can send, so the
+ * delivery latency is the server's own and not a backlog's, and CPU per delivery is compared at
+ * the same load.
+ */
+const paced = async (ctx: Context) => {
+  const { broadcasts, clients, intervalMs } = ctx.config.paced
+  const command = { room: "", count: broadcasts, perTurn: 1, size: messageSize, intervalMs }
+  await round(ctx, { ...command, count: Math.max(1, Math.ceil(broadcasts / 10)) }, clients)
+  const cpuStart = await ctx.server.call("cpu")
+  const measured = await round(ctx, command, clients * broadcasts)
+  const cpuUs = (await ctx.server.call("cpu")) - cpuStart
+  ctx.record({
+    id: `fanout-paced-${clients}`,
+    title: `Paced fan-out to all ${clients} clients, one broadcast every ${intervalMs} ms, ${broadcasts} broadcasts ` +
+      `of ${messageSize} bytes: delivery latency`,
+    metrics: [
+      { key: "p50Us", label: "p50 µs", unit: "us", paired: true },
+      { key: "p99Us", label: "p99 µs", unit: "us", paired: true },
+      { key: "cpuUs", label: "srv µs/dlv", unit: "us", paired: true },
+      { key: "delivered", label: "delivered", unit: "pct", paired: false }
+    ]
+  }, {
+    p50Us: measured.p50Us,
+    p99Us: measured.p99Us,
+    cpuUs: perUnit(cpuUs, measured.delivered),
+    delivered: measured.fraction
+  })
 }
 
 const drainTimeoutMs = 10_000
@@ -116,6 +156,7 @@ const fanoutGroups = async (ctx: Context) => {
       }
       ctx.record(fanoutScenario(clients, false, command), await fanout(ctx, clients, command))
     }
+    if (clients === ctx.config.paced.clients) await paced(ctx)
     await closeAll(ctx)
   }
 }
@@ -209,6 +250,9 @@ export const phases: Phases = [
 
 /** What a typed contract costs shows in fan-out (an encode per broadcast) and ask/echo (a decode and an encode). */
 export const contractPhases: Phases = [[fanoutGroups, echo]]
+
+/** A write coalescing window shows in fan-out: deliveries/s, CPU per delivery, the latency it adds. */
+export const fanoutPhases: Phases = [[fanoutGroups]]
 
 /** What a recoverable room costs shows in the fan-out into the room (stored, framed with its position). */
 export const historyPhases: Phases = [[fanoutGroups]]

@@ -10,7 +10,7 @@ import type { Machine } from "./lib/machine.js"
 import { Results } from "./lib/report.js"
 import type { LoadApi } from "./load/main.js"
 import type { WireName } from "./load/wires.js"
-import { type Context, contractPhases, historyPhases, type Phases, phases } from "./scenarios.js"
+import { type Context, contractPhases, fanoutPhases, historyPhases, type Phases, phases } from "./scenarios.js"
 
 export interface ServerSpec {
   readonly name: string
@@ -39,6 +39,8 @@ export const servers: ReadonlyArray<ServerSpec> = [
     args: ["default", "noop-tracer"],
     phases: contractPhases
   },
+  // a write coalescing window of 2 ms (outbox.flushInterval): fan-out only
+  { name: "neffos flush-2ms", file: neffosFile, wire: "neffos", args: ["flush-2ms"], phases: fanoutPhases },
   // the fan-out room recoverable, its clients asking for positions as this package's client does
   { name: "neffos history", file: neffosFile, wire: "neffosRecovery", args: ["history"], phases: historyPhases }
 ]

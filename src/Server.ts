@@ -107,6 +107,14 @@ export interface OutboxOptions {
   readonly strategy?: "sliding" | "dropping" | "disconnect" | undefined
   /** socket bytes buffered beyond which the writer waits for the socket to drain; default 64 KiB */
   readonly highWaterMark?: number | undefined
+  /**
+   * A write coalescing window; default 0, each turn's frames written at the end of
+   * the turn. With a window, the frames queued within it (broadcasts, emits) leave
+   * in one write when it elapses; replies and requests do not wait: they, and what
+   * the window held before them, leave at the end of the turn. Whole milliseconds,
+   * rounded up.
+   */
+  readonly flushInterval?: Duration.DurationInput | undefined
 }
 
 /**
@@ -391,6 +399,7 @@ export interface ConfigOptions {
  * `NEFFOS_MAX_ROOMS_PER_CONNECTION`, `NEFFOS_ANSWER_UNREPLIED_ASKS`,
  * `NEFFOS_OUTBOX_CAPACITY`, `NEFFOS_OUTBOX_MAX_BYTES`, `NEFFOS_OUTBOX_STRATEGY`
  * (`sliding`, `dropping` or `disconnect`), `NEFFOS_OUTBOX_HIGH_WATER_MARK`,
+ * `NEFFOS_OUTBOX_FLUSH_INTERVAL` (a duration),
  * `NEFFOS_STRICT` and `NEFFOS_STRICT_WRITE_TIMEOUT`.
  *
  * @since 0.1.0

@@ -6,6 +6,7 @@ import { assert, describe, it } from "@effect/vitest"
 import * as Config from "effect/Config"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
@@ -65,6 +66,18 @@ describe("Config", () => {
       assert.strictEqual(yield* client.nextText, "$c;;;;;;")
       yield* client.send("$a;default;;eightchr;0;0;")
       assert.strictEqual(yield* client.nextText, "$a;default;;;1;0;name too long")
+    }))
+
+  it.effect("NEFFOS_OUTBOX_FLUSH_INTERVAL is the outbox's flush window", () =>
+    Effect.gen(function*() {
+      const read = (vars: Record<string, string>) =>
+        Effect.withConfigProvider(
+          Server.config,
+          ConfigProvider.fromMap(new Map(Object.entries(vars)), { pathDelim: "_" })
+        )
+      const given = yield* read({ NEFFOS_OUTBOX_FLUSH_INTERVAL: "2 millis" })
+      assert.isTrue(Duration.equals(Duration.decode(given.outbox!.flushInterval!), Duration.millis(2)))
+      assert.isUndefined((yield* read({})).outbox?.flushInterval)
     }))
 
   it.scopedLive("a malformed value fails the layer with a ConfigError", () =>

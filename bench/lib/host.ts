@@ -5,8 +5,8 @@
 import type * as http from "node:http"
 import type { AddressInfo } from "node:net"
 import { serve } from "./ipc.js"
-import { monoMs, nextTurn } from "./time.js"
-import { broadcastBody } from "./wire.js"
+import { monoMs, nextTurn, sleep } from "./time.js"
+import { stampedBody } from "./wire.js"
 
 export interface BenchServer {
   readonly port: number
@@ -24,6 +24,8 @@ export interface BroadcastCommand {
   readonly size: number
   /** Broadcasts per event-loop turn. */
   readonly perTurn: number
+  /** When set, waits this long between turns (a paced load) instead of one event-loop turn. */
+  readonly intervalMs?: number | undefined
 }
 
 const collectGarbage = async () => {
@@ -37,9 +39,10 @@ const api = (server: BenchServer) => ({
   info: () => ({ port: server.port, path: server.path }),
   broadcast: async (command: BroadcastCommand) => {
     const startMs = monoMs()
-    for (let sent = 0; sent < command.count; await nextTurn()) {
+    const pace = command.intervalMs === undefined ? nextTurn : () => sleep(command.intervalMs!)
+    for (let sent = 0; sent < command.count; await pace()) {
       for (let k = 0; k < command.perTurn && sent < command.count; k++, sent++) {
-        const pending = server.broadcast(command.room, broadcastBody(command.size, sent))
+        const pending = server.broadcast(command.room, stampedBody(command.size, sent, monoMs()))
         if (pending) await pending
       }
     }

@@ -178,3 +178,28 @@ export const printObserveCost = (summary: Summary) => {
   console.log("\nObservability vs none (/ neffos bare: metrics: false, no tracer; medians of per-trial ratios):")
   for (const line of lines) console.log(line)
 }
+
+/**
+ * A write coalescing window against none: the fan-outs of `neffos flush-2ms` as ratios to raw `ws`
+ * and to the default server, and the p50/p99 delivery latency it adds (difference of the medians).
+ */
+export const printFlushCost = (summary: Summary, server = "neffos flush-2ms") => {
+  const ms = (us: number) => (Number.isFinite(us) ? `${us >= 0 ? "+" : ""}${(us / 1e3).toFixed(2)} ms` : "-")
+  const lines = summary.flatMap((scenario) => {
+    const row = scenario.rows.find((r) => r.server === server)
+    const base = scenario.rows.find((r) => r.server === "neffos")
+    if (row === undefined || !scenario.id.startsWith("fanout-")) return []
+    const cells = scenario.metrics.filter((m) => m.paired).map((m) =>
+      `${m.label} ${ratio(row.metrics[m.key].ratios.ws)}x ws, ${ratio(row.metrics[m.key].ratios.neffos)}x neffos`
+    )
+    const added = ["p50Us", "p99Us"].flatMap((key) => {
+      const own = row.metrics[key]?.median
+      const ref = base?.metrics[key]?.median
+      return own === undefined || ref === undefined ? [] : [`${key.slice(0, 3)} ${ms(own - ref)}`]
+    })
+    return [`  ${scenario.title}\n    ${cells.join("; ")}${added.length > 0 ? `; added ${added.join(", ")}` : ""}`]
+  })
+  if (lines.length === 0) return
+  console.log(`\nWrite coalescing window (${server}, medians of per-trial ratios; target ≥ 3x ws at 1,000 clients):`)
+  for (const line of lines) console.log(line)
+}

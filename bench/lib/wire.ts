@@ -10,6 +10,22 @@
  */
 export const broadcastBody = (size: number, seq = 0) => `b${seq}`.padEnd(size, "x")
 
+/**
+ * A broadcast body that also carries when the server was asked to send it (`monoMs`, which compares
+ * across processes): `b<seq>@<ms>`, padded to `size` bytes. The load generator measures delivery
+ * latency from it.
+ */
+export const stampedBody = (size: number, seq: number, sentMs: number) =>
+  `b${seq}${stampMark}${sentMs.toFixed(3)}`.padEnd(size, "x")
+
+const stampMark = "@"
+
+/** The send time in a frame carrying a `stampedBody`, or NaN. */
+export const stampOf = (frame: string): number => {
+  const at = frame.indexOf(stampMark)
+  return at < 0 ? NaN : Number.parseFloat(frame.slice(at + 1, at + 24))
+}
+
 /** The body of every echo request. */
 export const echoBody = "e" + "y".repeat(99)
 

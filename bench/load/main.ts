@@ -4,6 +4,7 @@
  */
 import { serve } from "../lib/ipc.js"
 import { monoMs, quantile } from "../lib/time.js"
+import { stampOf } from "../lib/wire.js"
 import { connect, type Session } from "./session.js"
 import { type WireName, wires } from "./wires.js"
 
@@ -22,10 +23,13 @@ let target = Infinity
 let armedMs = 0
 let lastMs = 0
 let onTarget: (() => void) | undefined
+/** Delivery latencies of the armed round (receive time minus the time the server was asked to send). */
+const deliveryLatencies = new Float64Array(maxLatencySamples)
 
-const onBroadcast = (session: Session) => {
+const onBroadcast = (session: Session, frame: string) => {
   if (!session.counting) return
   lastMs = monoMs()
+  if (delivered < maxLatencySamples) deliveryLatencies[delivered] = lastMs - stampOf(frame)
   if (++delivered === target) onTarget?.()
 }
 
@@ -83,11 +87,12 @@ const api = {
    * delivery and `quietFromMs` (when the server finished sending), or `maxMs` passed since arming.
    */
   deliveries: ({ idleMs, maxMs, quietFromMs }: Quiet) =>
-    new Promise<{ delivered: number; lastMs: number }>((resolve) => {
+    new Promise<{ delivered: number; lastMs: number; p50Us: number; p99Us: number }>((resolve) => {
       const finish = () => {
         clearInterval(timer)
         onTarget = undefined
-        resolve({ delivered, lastMs })
+        const sorted = deliveryLatencies.subarray(0, Math.min(delivered, maxLatencySamples)).sort()
+        resolve({ delivered, lastMs, p50Us: quantile(sorted, 0.5) * 1e3, p99Us: quantile(sorted, 0.99) * 1e3 })
       }
       const timer = setInterval(() => {
         const now = monoMs()

@@ -34,11 +34,11 @@ export class Session {
   constructor(
     readonly ws: WebSocket,
     readonly wire: Wire,
-    onBroadcast: (session: Session) => void
+    onBroadcast: (session: Session, frame: string) => void
   ) {
     ws.on("message", (data: Buffer) => {
       const frame = data.toString()
-      if (wire.isBroadcast(frame)) return onBroadcast(this)
+      if (wire.isBroadcast(frame)) return onBroadcast(this, frame)
       if (wire.keepAlive(frame, this)) return
       const waiter = this.waiter
       this.waiter = undefined
@@ -94,7 +94,7 @@ const connectTimeoutMs = 10_000
 export const connect = (
   wire: Wire,
   url: string,
-  onBroadcast: (session: Session) => void
+  onBroadcast: (session: Session, frame: string) => void
 ): Promise<Session> => {
   const ws = new WebSocket(url + wire.query, { perMessageDeflate: false, skipUTF8Validation: true })
   const session = new Session(ws, wire, onBroadcast)

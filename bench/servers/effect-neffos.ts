@@ -5,7 +5,8 @@
  * default policy with the fan-out room recoverable, its last 1,000 messages kept in memory). The
  * second, the observability: `metrics` (the default: metrics on, no tracer), `bare` (`metrics:
  * false`, no tracer) or `noop-tracer` (metrics on, and a tracer installed whose spans do nothing, so
- * every span is made and ended but goes nowhere).
+ * every span is made and ended but goes nowhere). `flush-<n>ms` as the first argument is the default
+ * policy with a write coalescing window of n milliseconds (`outbox.flushInterval`).
  */
 import type * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
@@ -25,6 +26,8 @@ import { host } from "../lib/host.js"
 import { broadcastEvent, echoEvent, namespace, room } from "../lib/wire.js"
 
 const strict = process.argv[2] === "strict"
+const flushWindow = /^flush-(\d+)ms$/.exec(process.argv[2] ?? "")
+const outbox = flushWindow === null ? undefined : { flushInterval: `${Number(flushWindow[1])} millis` as const }
 const variant = process.argv[3] ?? "metrics"
 
 /**
@@ -71,7 +74,7 @@ const events = Events.namespaces({
 })
 
 const served = NodeServer.layer({ port: 0, host: "127.0.0.1" }).pipe(
-  Layer.provideMerge(Server.layer({ events, strict, history, metrics: variant !== "bare" }))
+  Layer.provideMerge(Server.layer({ events, strict, history, outbox, metrics: variant !== "bare" }))
 )
 const live = variant === "noop-tracer" ? served.pipe(Layer.provide(Layer.setTracer(noopTracer))) : served
 

@@ -103,8 +103,8 @@ export abstract class ConnImpl<NS extends NamespaceState> {
   }
 
   protected makeOutbox(socket: RawSocket): Outbox {
-    const { capacity, highWaterMark, maxBytes, strategy } = this.outboxConfig
-    return new Outbox(capacity, strategy, highWaterMark, maxBytes, socket, () => this.onOverflow())
+    const { capacity, highWaterMark, maxBytes, strategy, window } = this.outboxConfig
+    return new Outbox(capacity, strategy, highWaterMark, maxBytes, socket, () => this.onOverflow(), window)
   }
 
   // ---------------------------------------------------------------------------
@@ -403,6 +403,16 @@ export abstract class ConnImpl<NS extends NamespaceState> {
     return result !== OfferResult.Closed && result !== OfferResult.Overflow
   }
 
+  /**
+   * Offers a reply or a request: it does not wait for a flush window; it and what
+   * the window held leave at the end of the turn.
+   */
+  writeExpedited(frame: Frame): boolean {
+    const result = this.outbox.putExpedited(frame)
+    if (result === OfferResult.Dropped) this.dropped()
+    return result !== OfferResult.Closed && result !== OfferResult.Overflow
+  }
+
   private onOverflow(): void {
     this.dropped()
     this.unsafeClose(1008, "slow consumer", false)
@@ -416,7 +426,7 @@ export abstract class ConnImpl<NS extends NamespaceState> {
   }
 
   writeEmptyReply(wait: string): void {
-    this.write(msg.emptyReply(wait))
+    this.writeExpedited(msg.emptyReply(wait))
   }
 
   writeError(request: Message.Message, text: string): void {
@@ -424,7 +434,7 @@ export abstract class ConnImpl<NS extends NamespaceState> {
       msg.unsafeMake(request.namespace, request.room, request.event, "", text, false, request.wait, false, false)
     )
     this.config.observe?.onSent(request.namespace, 1, frameLength(frame))
-    this.write(frame)
+    this.writeExpedited(frame)
   }
 
   // ---------------------------------------------------------------------------
@@ -488,7 +498,7 @@ export abstract class ConnImpl<NS extends NamespaceState> {
         })
         const frame = msg.encode(request)
         this.config.observe?.onSent(request.namespace, 1, frameLength(frame))
-        if (!this.write(frame)) {
+        if (!this.writeExpedited(frame)) {
           this.pending.delete(wait)
           return Effect.fail(this.unavailableError)
         }

@@ -14,7 +14,8 @@ import type * as Events from "../Events.js"
 import type * as Message from "../Message.js"
 import type * as Reply from "../Reply.js"
 import type { Observer } from "./observe.js"
-import type { OverflowStrategy } from "./outbox.js"
+import type { Outbox, OverflowStrategy } from "./outbox.js"
+import type { DelayQueue } from "./timers.js"
 
 /** @internal */
 export type Side = "server" | "client"
@@ -31,6 +32,8 @@ export interface OutboxConfig {
   readonly strategy: OverflowStrategy
   readonly highWaterMark: number
   readonly maxBytes: number
+  /** the flush window's delay queue (`flushInterval`); undefined: flushed at the end of each turn */
+  readonly window?: DelayQueue<Outbox> | undefined
 }
 
 /** What the core keeps of a namespace handle (handles.ts). @internal */

@@ -88,7 +88,7 @@ export const answer = (
     if (Reply.isReply(value)) {
       const frame = encodeReply(m, value.body)
       conn.config.observe?.onSent(m.namespace, 1, frameLength(frame))
-      conn.write(frame)
+      conn.writeExpedited(frame)
     } else if (m.wait.length > 0 && conn.config.answerUnrepliedAsks && !m.native) {
       conn.writeEmptyReply(m.wait)
     }

@@ -8,6 +8,13 @@
  * per connection on this path: waking a fiber per receiver costs more than the
  * socket write itself (see README, "Design").
  *
+ * With a flush window (`flushInterval`), a frame that finds the outbox clean waits
+ * for the window instead of the turn: the frames queued until it elapses leave in
+ * one batch. A frame offered with `putExpedited` (a reply, a request) moves the pending
+ * flush to the turn's, carrying what the window held before it, so order holds.
+ * The window is an entry in a delay queue of the server's timers, cancelled by a
+ * flush and cleared on close.
+ *
  * The outbox is bounded by frames and by bytes. When it is full but its socket is
  * not backed up (below the high-water mark), what it holds is written at once
  * instead of waiting for the turn's flush: only a connection whose socket itself
@@ -21,6 +28,7 @@ import * as Option from "effect/Option"
 import { pipeArguments } from "effect/Pipeable"
 import * as Queue from "effect/Queue"
 import type { Frame, Sink } from "../Transport.js"
+import type { DelayQueue, Entry } from "./timers.js"
 
 /** @internal */
 export type { Frame, Sink } from "../Transport.js"
@@ -55,6 +63,8 @@ export class Outbox implements Queue.Enqueue<Frame> {
   private congested = false
   private closed = false
   private held = false
+  /** the window's pending flush, when the flush waits for it */
+  private entry: Entry<Outbox> | undefined = undefined
   private roomWaiters: Array<{ readonly f: () => void; readonly bytes: number }> | undefined
   private emptyWaiters: Array<() => void> | undefined
   private closeWaiters: Array<() => void> | undefined
@@ -67,7 +77,9 @@ export class Outbox implements Queue.Enqueue<Frame> {
     readonly highWaterMark: number,
     readonly maxBytes: number,
     private readonly sink: Sink,
-    private readonly onOverflow: () => void
+    private readonly onOverflow: () => void,
+    /** the flush window's delay queue; undefined: flushed at the end of the turn */
+    private readonly window: DelayQueue<Outbox> | undefined = undefined
   ) {
     this.buffer = new Array(Math.min(capacity_, 4))
   }
@@ -191,6 +203,13 @@ export class Outbox implements Queue.Enqueue<Frame> {
     return OfferResult.Queued
   }
 
+  /** Stores a frame like `put`; a flush waiting for the window is moved to the end of the turn. */
+  putExpedited(frame: Frame): OfferResult {
+    const result = this.put(frame)
+    if (this.entry !== undefined) this.expedite()
+    return result
+  }
+
   /** Stores a frame only if that drops nothing; false when full (the caller waits with `onRoom`). */
   offerIfRoom(frame: Frame): boolean {
     if (this.closed) return true
@@ -252,6 +271,7 @@ export class Outbox implements Queue.Enqueue<Frame> {
   close(): void {
     if (this.closed) return
     this.closed = true
+    this.cancelWindow()
     this.buffer = []
     this.size_ = 0
     this.bytes_ = 0
@@ -269,8 +289,31 @@ export class Outbox implements Queue.Enqueue<Frame> {
     this.bytes_ += n
     if (!this.dirty && !this.congested && !this.held) {
       this.dirty = true
-      schedule(this)
+      if (this.window === undefined) schedule(this)
+      else this.entry = this.window.push(this)
     }
+  }
+
+  /** A flush waiting for the window happens at the end of this turn instead. */
+  expedite(): void {
+    const entry = this.entry
+    if (entry === undefined) return
+    entry.value = undefined
+    this.entry = undefined
+    schedule(this)
+  }
+
+  /** The window elapsed: called by the server's timers. */
+  windowElapsed(): void {
+    this.entry = undefined
+    this.flush()
+  }
+
+  private cancelWindow(): void {
+    const entry = this.entry
+    if (entry === undefined) return
+    entry.value = undefined
+    this.entry = undefined
   }
 
   private grow(): void {
@@ -283,6 +326,7 @@ export class Outbox implements Queue.Enqueue<Frame> {
   /** Writes what the socket can take now. Called by the flusher. */
   flush(): void {
     this.dirty = false
+    if (this.entry !== undefined) this.cancelWindow()
     if (this.closed || this.size_ === 0) return this.wake()
     const sink = this.sink
     if (sink.bufferedAmount() > this.highWaterMark) return this.waitForDrain()
@@ -322,14 +366,18 @@ export class Outbox implements Queue.Enqueue<Frame> {
     }
   }
 
-  /** Writes now what would be written at the next flush (no-op when held or congested). */
+  /** Writes now what would be written at the turn's flush (no-op when held, congested or waiting for the window). */
   flushDirty(): void {
-    if (this.dirty) this.flush()
+    if (this.dirty && this.entry === undefined) this.flush()
   }
 
   /** Writes every stored frame now, ignoring the high-water mark (used before a close). */
   flushNow(): void {
     if (this.closed || this.held || this.size_ === 0) return
+    if (this.entry !== undefined) {
+      this.cancelWindow()
+      this.dirty = false
+    }
     this.congested = false
     this.flushAll()
   }

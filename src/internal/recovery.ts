@@ -36,6 +36,7 @@ import {
   type StoredMessage
 } from "./historyStore.js"
 import * as msg from "./message.js"
+import type { Frame } from "./outbox.js"
 import { decide, header, marker, parseResume, replyBody, shared, withPosition } from "./recoveryWire.js"
 import { type Registry, targets } from "./registry.js"
 import type { SharedText } from "./transport.js"
@@ -93,6 +94,8 @@ export interface RecoveringConn extends Receiver {
   /** set when the client asked for positions: its place in every recoverable room it is in */
   readonly recovery: Map<string, Cursor> | undefined
   readonly closed: boolean
+  /** a join's answer: it does not wait for a flush window */
+  writeExpedited(frame: Frame): boolean
 }
 
 /** @internal */
@@ -303,7 +306,7 @@ export const make = <C extends RecoveringConn>(
         const cursor = conn.recovery?.get(key)
         if (cursor === undefined || cursor.pending === undefined) {
           // the room was left while its history was read: the join is answered all the same
-          conn.write(msg.encode(msg.unsafeMake("", "", "", "", undefined, false, m.wait, false, false)))
+          conn.writeExpedited(msg.encode(msg.unsafeMake("", "", "", "", undefined, false, m.wait, false, false)))
           return
         }
         let body: string
@@ -340,7 +343,7 @@ export const make = <C extends RecoveringConn>(
             if (reason !== "fresh") outcome(reason)
           }
         }
-        conn.write(msg.encode(msg.unsafeMake("", "", "", body, undefined, false, m.wait, false, false)))
+        conn.writeExpedited(msg.encode(msg.unsafeMake("", "", "", body, undefined, false, m.wait, false, false)))
         const waiting = cursor.pending.slice(cursor.index)
         cursor.pending = replay.length === 0
           ? waiting

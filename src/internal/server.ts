@@ -27,12 +27,13 @@ import type * as Server from "../Server.js"
 import type * as StackExchange from "../StackExchange.js"
 import * as Broadcast from "./broadcast.js"
 import * as Cluster from "./cluster.js"
-import type { ConnConfig, EventTable } from "./connConfig.js"
+import type { ConnConfig, EventTable, OutboxConfig } from "./connConfig.js"
 import { protocol } from "./dispatch.js"
 import { failureOf, logsDebug } from "./failure.js"
 import * as msg from "./message.js"
 import * as Metrics from "./metrics.js"
 import * as Observe from "./observe.js"
+import type { Outbox } from "./outbox.js"
 import * as Recovery from "./recovery.js"
 import { Registry, targets } from "./registry.js"
 import { withQueryHeaders } from "./request.js"
@@ -45,7 +46,7 @@ import {
 } from "./serverConn.js"
 import { ServerObserver, views } from "./serverObserve.js"
 import { closeAll } from "./shutdown.js"
-import { Timers } from "./timers.js"
+import { type DelayQueue, Timers } from "./timers.js"
 import type { RawSocket, SocketHandlers } from "./transport.js"
 
 /** @internal */
@@ -90,8 +91,16 @@ const resolveOutbox = (o: Server.OutboxOptions | undefined) => ({
   capacity: Math.max(1, o?.capacity ?? defaults.outbox.capacity),
   strategy: o?.strategy ?? defaults.outbox.strategy,
   highWaterMark: o?.highWaterMark ?? defaults.outbox.highWaterMark,
-  maxBytes: Math.max(1, o?.maxBytes ?? defaults.outbox.maxBytes)
+  maxBytes: Math.max(1, o?.maxBytes ?? defaults.outbox.maxBytes),
+  flushInterval: windowMillis(o?.flushInterval)
 })
+
+/** A flush window in whole milliseconds (rounded up); 0: none. */
+const windowMillis = (input: Duration.DurationInput | undefined): number => {
+  if (input === undefined) return 0
+  const ms = Duration.toMillis(input)
+  return Number.isFinite(ms) && ms > 0 ? Math.ceil(ms) : 0
+}
 
 /** @internal */
 export const make = <E, R>(
@@ -112,9 +121,6 @@ export const make = <E, R>(
     const strictByDefault = options.strict !== undefined && options.strict !== false
     const shutdownTimeout = Duration.decode(options.shutdownTimeout ?? defaults.shutdownTimeout)
     const idGenerator = options.idGenerator ?? (() => crypto.randomUUID())
-    const sharedOutbox = typeof options.outbox === "function" ? undefined : resolveOutbox(options.outbox)
-    const outboxFor = (request: Conn.Request) =>
-      sharedOutbox ?? resolveOutbox((options.outbox as (request: Conn.Request) => Server.OutboxOptions)(request))
 
     const registry = new Registry<ServerConn>()
     const instanceId = crypto.randomUUID()
@@ -183,6 +189,22 @@ export const make = <E, R>(
       conn.pingTimer = pingQueue.push(conn)
     })
     const keepAlive = Duration.toMillis(options.pingInterval ?? defaults.pingInterval) > 0
+    // flush windows: one delay queue per window length, shared by the connections that use it
+    const windows = new Map<number, DelayQueue<Outbox>>()
+    const withWindow = (outbox: ReturnType<typeof resolveOutbox>): OutboxConfig => {
+      const ms = outbox.flushInterval
+      if (ms === 0) return outbox
+      let window = windows.get(ms)
+      if (window === undefined) {
+        window = timers.queue<Outbox>(ms, (o) => o.windowElapsed())
+        windows.set(ms, window)
+      }
+      return { ...outbox, window }
+    }
+    const sharedOutbox = typeof options.outbox === "function" ? undefined : withWindow(resolveOutbox(options.outbox))
+    const outboxFor = (request: Conn.Request) =>
+      sharedOutbox ??
+        withWindow(resolveOutbox((options.outbox as (request: Conn.Request) => Server.OutboxOptions)(request)))
     yield* Effect.forkScoped(timers.run)
     // once a second: the message counters flushed, the outbox high-water mark measured
     if (observer.metrics) yield* Effect.forkScoped(observed.sampler)

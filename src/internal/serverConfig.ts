@@ -31,7 +31,8 @@ export const config: Config.Config<Server.ConfigOptions> = Config.all({
     capacity: optional(Config.integer("OUTBOX_CAPACITY")),
     maxBytes: optional(Config.integer("OUTBOX_MAX_BYTES")),
     strategy: optional(Config.literal("sliding", "dropping", "disconnect")("OUTBOX_STRATEGY")),
-    highWaterMark: optional(Config.integer("OUTBOX_HIGH_WATER_MARK"))
+    highWaterMark: optional(Config.integer("OUTBOX_HIGH_WATER_MARK")),
+    flushInterval: optional(Config.duration("OUTBOX_FLUSH_INTERVAL"))
   }),
   strict: Config.map(
     Config.all({

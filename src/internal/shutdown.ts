@@ -44,11 +44,14 @@ export const closeAll = <C extends Closable>(
   grace: Duration.Duration
 ): Effect.Effect<number> =>
   Effect.gen(function*() {
-    const drained = all(conns, (conn, done) =>
+    const drained = all(conns, (conn, done) => {
+      // what a flush window holds leaves at the end of this turn, not when the window elapses
+      conn.outbox.expedite()
       conn.outbox.onEmpty(() => {
         conn.unsafeClose(1001, "server shutdown")
         done()
-      }))
+      })
+    })
     yield* Effect.interruptible(drained).pipe(Effect.timeoutOption(timeout))
     let dropped = 0
     for (const conn of conns) {
