@@ -15,6 +15,7 @@
  *
  *   npm run bench:cluster [-- --smoke] [--only=fanout,batch,targeted,idle,restart] [--backends=redis,nats]
  *                         [--dist <dir>] [--before <dir>] [--idle-backend=redis|nats] [--idle-clients=N]
+ *                         [--profile]
  */
 import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
@@ -49,6 +50,8 @@ const before = option("before") === undefined ? undefined : path.resolve(option(
 const scenarios = list("only", ["fanout", "batch", "targeted", "idle", "restart"])
 const backends = list("backends", ["redis", "nats"]) as Array<Backend>
 const idleBackend = (option("idle-backend") ?? "redis") as Backend
+/** `--profile`: every instance writes a CPU profile (`node --cpu-prof`) to .prof/cluster when it stops. */
+const profileDir = flag("profile") ? path.join(root, ".prof", "cluster") : undefined
 
 /** Counts sized for 2 cores and 15 minutes in all; `--smoke` only checks that everything runs. */
 const sizes = smoke
@@ -114,7 +117,9 @@ const startInstances = async (
     Array.from({ length: n }, (_, i) =>
       spawnWorker<ScaleServerApi>("scale/server.ts", {
         cpu: cpuOf(i + (options.cpuOffset ?? 0)),
-        nodeFlags: ["--expose-gc"],
+        nodeFlags: profileDir === undefined
+          ? ["--expose-gc"]
+          : ["--expose-gc", "--cpu-prof", `--cpu-prof-dir=${path.join(profileDir, `${prefix}-${i}`)}`],
         args: [options.dist ?? dist, backend, url, prefix]
       }))
   )
@@ -151,6 +156,12 @@ interface Delivery {
   readonly rate: number
   /** server CPU µs per delivery (the instance these clients are on) */
   readonly cpuUs: number
+  /** first and last delivery, in ms after the first broadcast was made */
+  readonly firstAfterMs: number
+  readonly lastAfterMs: number
+  /** CPU time of the instance and of the load generator over the measurement, ms */
+  readonly serverCpuMs: number
+  readonly loadCpuMs: number
   readonly lastMs: number
 }
 
@@ -169,11 +180,13 @@ const measureBroadcast = async (
 ) => {
   await Promise.all(loads.map((load, i) => load.call("arm", { expected: clients[i] * broadcasts })))
   const cpu0 = await Promise.all(instances.map((s) => s.worker.call("cpu")))
+  const loadCpu0 = await Promise.all(loads.map((l) => l.call("cpu")))
   const sent = await from.worker.call("broadcast", { count: broadcasts, perTurn, size: 100 })
   const got = await Promise.all(
     loads.map((load) => load.call("deliveries", { idleMs: 2000, maxMs, quietFromMs: sent.endMs }))
   )
   const cpu1 = await Promise.all(instances.map((s) => s.worker.call("cpu")))
+  const loadCpu1 = await Promise.all(loads.map((l) => l.call("cpu")))
   return {
     sent,
     sides: got.map((g, i): Delivery => {
@@ -183,6 +196,10 @@ const measureBroadcast = async (
         expected: clients[i] * broadcasts,
         rate: g.delivered > 0 ? g.delivered / ms * 1e3 : 0,
         cpuUs: g.delivered > 0 ? (cpu1[i] - cpu0[i]) / g.delivered : NaN,
+        firstAfterMs: g.firstMs - sent.startMs,
+        lastAfterMs: g.lastMs - sent.startMs,
+        serverCpuMs: (cpu1[i] - cpu0[i]) / 1e3,
+        loadCpuMs: (loadCpu1[i] - loadCpu0[i]) / 1e3,
         lastMs: g.lastMs
       }
     })
@@ -302,6 +319,9 @@ interface TargetedResult {
   readonly rate: number
   readonly p50Ms: number
   readonly p99Ms: number
+  /** CPU per operation of the calling instance and of the one holding the connection, µs */
+  readonly callerCpuUs: number
+  readonly holderCpuUs: number
 }
 
 /** `send` and `ask` from instance 0 to ids whose connections are on instance 1. */
@@ -317,8 +337,11 @@ const targeted = async (backend: Backend): Promise<ReadonlyArray<TargetedResult>
     for (const kind of ["send", "ask"] as const) {
       // a short warm-up, then the measurement
       await instances[0].worker.call("targeted", { kind, ids, durationMs: 300, concurrency, maxOps: 100_000 })
+      const cpu0 = await Promise.all(instances.map((s) => s.worker.call("cpu")))
       const r = await instances[0].worker.call("targeted", { kind, ids, durationMs, concurrency, maxOps: 1_000_000 })
-      out.push({ kind, ...r, rate: r.ops / r.elapsedMs * 1e3 })
+      const cpu1 = await Promise.all(instances.map((s) => s.worker.call("cpu")))
+      const perOp = (i: number) => (cpu1[i] - cpu0[i]) / Math.max(1, r.ops)
+      out.push({ kind, ...r, rate: r.ops / r.elapsedMs * 1e3, callerCpuUs: perOp(0), holderCpuUs: perOp(1) })
     }
     return out
   } finally {
@@ -339,6 +362,10 @@ interface IdleResult {
   readonly lastDeliveryMs: number
   readonly delivered: number
   readonly lost: number
+  /** per instance: when its clients had it, and the CPU its server and load generator spent meanwhile */
+  readonly sides: ReadonlyArray<Delivery>
+  /** when the broadcast was made (monotonic ms, to find it in a CPU profile) */
+  readonly broadcastStartMs: number
 }
 
 const idle = async (backend: Backend): Promise<IdleResult> => {
@@ -379,7 +406,9 @@ const idle = async (backend: Backend): Promise<IdleResult> => {
       heapPerConn: perConn("heap"),
       lastDeliveryMs: Math.max(...m.sides.map((s) => s.lastMs)) - m.sent.startMs,
       delivered,
-      lost: total - delivered
+      lost: total - delivered,
+      sides: m.sides,
+      broadcastStartMs: m.sent.startMs
     }
   } finally {
     await Promise.all(loads.map((l) => l.call("closeAll").catch(() => undefined)))
@@ -631,8 +660,10 @@ if (scenarios.includes("targeted")) {
     if (r !== undefined) out[backend] = r
   }
   if (Object.keys(out).length > 0) {
-    console.log("\n" + row(["to an id on another instance", "ops/s", "p50", "p99", "errors"]))
-    console.log(row(["---", "---", "---", "---", "---"]))
+    console.log(
+      "\n" + row(["to an id on another instance", "ops/s", "p50", "p99", "CPU µs/op caller / holder", "errors"])
+    )
+    console.log(row(["---", "---", "---", "---", "---", "---"]))
     for (const [backend, rs] of Object.entries(out)) {
       for (const r of rs) {
         console.log(
@@ -641,6 +672,7 @@ if (scenarios.includes("targeted")) {
             k(r.rate),
             ms(r.p50Ms),
             ms(r.p99Ms),
+            `${r.callerCpuUs.toFixed(0)} / ${r.holderCpuUs.toFixed(0)}`,
             `${r.errors}${r.firstError ? ` (${r.firstError.slice(0, 60)})` : ""}`
           ])
         )
@@ -672,6 +704,12 @@ if (scenarios.includes("idle")) {
         ms(r.lastDeliveryMs),
         String(r.lost)
       ]))
+      for (const [i, side] of r.sides.entries()) {
+        console.log(
+          `  instance ${i}: first delivery ${ms(side.firstAfterMs)}, last ${ms(side.lastAfterMs)}; CPU meanwhile: ` +
+            `server ${ms(side.serverCpuMs)}, load generator ${ms(side.loadCpuMs)}`
+        )
+      }
       results.idle = r
     }
   }
