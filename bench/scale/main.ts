@@ -15,7 +15,7 @@
  *
  *   npm run bench:cluster [-- --smoke] [--only=fanout,batch,targeted,idle,restart] [--backends=redis,nats]
  *                         [--dist <dir>] [--before <dir>] [--idle-backend=redis|nats] [--idle-clients=N]
- *                         [--profile]
+ *                         [--redis-port=6379] [--nats-port=4222] [--profile]
  */
 import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
@@ -143,7 +143,10 @@ const connectClients = async (load: Worker<ScaleLoadApi>, url: string, count: nu
   }
 }
 
-const brokerUrl = (backend: Backend) => (backend === "redis" ? "redis://127.0.0.1:6379" : "127.0.0.1:4222")
+/** The shared brokers' ports on 127.0.0.1 (`--redis-port`, `--nats-port`). */
+const brokerPort = (backend: Backend) => Number(option(`${backend}-port`) ?? (backend === "redis" ? 6379 : 4222))
+const brokerUrl = (backend: Backend) =>
+  backend === "redis" ? `redis://127.0.0.1:${brokerPort(backend)}` : `127.0.0.1:${brokerPort(backend)}`
 
 // ---------------------------------------------------------------------------------------------------
 // measurements
@@ -526,15 +529,20 @@ if (before !== undefined && !fs.existsSync(path.join(before, "index.js"))) {
 const skipped: Array<string> = []
 const available: Array<Backend> = []
 for (const backend of backends) {
-  const port = backend === "redis" ? 6379 : 4222
+  const port = brokerPort(backend)
   const why = await probe(backend, port)
   if (why === undefined) available.push(backend)
-  else skipped.push(`${backend} (127.0.0.1:${port}: ${why}): its scenarios are skipped`)
+  else {
+    skipped.push(
+      `${backend} is not reachable at 127.0.0.1:${port} (${why}): its scenarios are skipped ` +
+        `(start it, or pass --${backend}-port)`
+    )
+  }
 }
 for (const s of skipped) console.log(`  ${s}`)
 
 const results: Record<string, unknown> = {}
-const notes: Array<string> = []
+const notes: Array<string> = [...skipped]
 const section = async <A>(name: string, label: string, f: () => Promise<A>): Promise<A | undefined> => {
   const s = monoMs()
   console.log(`\n${label}`)
