@@ -291,8 +291,8 @@ const batch = async (backend: Backend): Promise<ReadonlyArray<BatchTrial>> => {
         // instance 1 holds the clients; the load's index 0 pairs it with instance 1
         await connectClients(load, instances[1].url, clients, "b")
         await Promise.all(instances.map((s) => s.worker.call("settled")))
-        const warm = await measureBroadcast(instances[0], [instances[1]], [load], [clients], 200, perTurn)
-        void warm
+        // warm-up
+        await measureBroadcast(instances[0], [instances[1]], [load], [clients], 200, perTurn)
         const cpuA0 = await instances[0].worker.call("cpu")
         const m = await measureBroadcast(instances[0], [instances[1]], [load], [clients], broadcasts, perTurn)
         const cpuA1 = await instances[0].worker.call("cpu")
@@ -450,7 +450,6 @@ const restart = async (backend: Backend): Promise<RestartResult> => {
     const max = Math.ceil(durationMs / intervalMs) + 1
     await load.call("arm", { expected: Infinity, streamSize: max })
     const streaming = instances[0].worker.call("stream", { intervalMs, durationMs, size: 100 })
-    const streamStart = monoMs()
     await sleep(killAtMs)
     const killMs = monoMs()
     await broker.kill()
@@ -460,7 +459,6 @@ const restart = async (backend: Backend): Promise<RestartResult> => {
     const sent = await streaming
     await load.call("deliveries", { idleMs: 1000, maxMs: 5000, quietFromMs: monoMs() })
     const report = await load.call("streamReport")
-    void streamStart
     let missedAll = 0
     let missedSome = 0
     let deliveriesLost = 0
