@@ -18,6 +18,8 @@ import * as Metric from "effect/Metric"
 import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import * as envelope from "../src/internal/envelope.js"
+import { Outbox } from "../src/internal/outbox.js"
+import { Publisher } from "../src/internal/publisher.js"
 
 // -----------------------------------------------------------------------------
 // an in-memory broker
@@ -284,6 +286,34 @@ describe("StackExchange core (in-memory broker)", () => {
       assert.strictEqual(yield* one.bridge.connectionCount, 2)
       assert.strictEqual(broker.batches[0], 101)
       assert.deepStrictEqual(serverTwo.delivered.map(({ message }) => Message.bodyText(message)), sequence(100))
+    }))
+
+  it.live("a turn's batch leaves before the turn's socket writes, whatever was queued first", () =>
+    Effect.gen(function*() {
+      const log: Array<string> = []
+      const sink = { write: () => void log.push("write"), bufferedAmount: () => 0, whenFlushed: (f: () => void) => f() }
+      const outbox = new Outbox(16, "sliding", 1024, Infinity, sink, () => {})
+      const publisher = new Publisher({ maxPendingPublishes: 16, maxPendingBytes: 1 << 20 }, {
+        closed: false,
+        connected: true,
+        downCause: undefined,
+        publish: (batch) => Effect.sync(() => batch.map(() => (log.push("publish"), 1))),
+        run: (effect) => void Effect.runFork(effect)
+      })
+      // the local delivery dirties an outbox first, then the broadcast is queued for the broker
+      outbox.put("local frame")
+      const refused = publisher.post("broadcast", "chat.ns.chat", {
+        _tag: "Broadcast",
+        origin: "one",
+        to: undefined,
+        exceptConnection: undefined,
+        exceptId: undefined,
+        message: chat
+      })
+      assert.isUndefined(refused)
+      assert.deepStrictEqual(log, [])
+      yield* Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
+      assert.deepStrictEqual(log, ["publish", "write"])
     }))
 
   it.scopedLive("beyond maxPendingPublishes nothing waits: publishes are dropped and counted, a confirm fails", () =>

@@ -410,18 +410,41 @@ export const nextTurn: (f: () => void) => void = typeof setImmediate === "functi
   : (f) => void setTimeout(f, 0)
 
 let pending: Array<Outbox> = []
+let first: Array<() => void> = []
 let scheduled = false
 
-const schedule = (outbox: Outbox): void => {
-  pending.push(outbox)
+const scheduleFlush = (): void => {
   if (!scheduled) {
     scheduled = true
     nextTurn(runFlush)
   }
 }
 
+const schedule = (outbox: Outbox): void => {
+  pending.push(outbox)
+  scheduleFlush()
+}
+
+/**
+ * Runs `f` at the end of this turn, before the dirty outboxes are written: a stack
+ * exchange's batch leaves first, so that the other instances start their own
+ * deliveries while this one writes to its sockets (one write per receiver, about
+ * 10 µs each: 170 ms for a broadcast to 17,000 local receivers).
+ *
+ * @internal
+ */
+export const beforeOutboxes = (f: () => void): void => {
+  first.push(f)
+  scheduleFlush()
+}
+
 const runFlush = (): void => {
   scheduled = false
+  if (first.length > 0) {
+    const tasks = first
+    first = []
+    for (let i = 0; i < tasks.length; i++) tasks[i]()
+  }
   const batch = pending
   pending = []
   for (let i = 0; i < batch.length; i++) batch[i].flush()

@@ -16,6 +16,7 @@ import * as Errors from "../Errors.js"
 import type * as StackExchange from "../StackExchange.js"
 import * as envelope from "./envelope.js"
 import { droppedPublishes, failures, publishFailures } from "./metrics.js"
+import { beforeOutboxes } from "./outbox.js"
 
 /** A publish waiting for its batch to leave or for the broker to confirm it. */
 interface Outgoing extends StackExchange.Publication {
@@ -130,7 +131,8 @@ export class Publisher {
     this.queue.push(entry)
     if (this.scheduled) return
     this.scheduled = true
-    setImmediate(() => this.flush())
+    // at the end of the turn, ahead of this turn's socket writes
+    beforeOutboxes(() => this.flush())
   }
 
   /** Queues a publish without waiting for the broker; returns why it was refused, if it was. */

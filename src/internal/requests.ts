@@ -125,7 +125,8 @@ export class Requests {
         Message.Message,
         Errors.AskError | Errors.ConnectionNotFound | Errors.StackExchangeError
       >(FiberId.none)
-      const notFound = new Errors.ConnectionNotFound({ id: request.to, namespace: request.namespace })
+      // made only when needed: an error captures a stack trace, which costs more than the rest of the ask
+      const notFound = () => new Errors.ConnectionNotFound({ id: request.to, namespace: request.namespace })
       let acks = 0
       let holders = 0
       let failed = 0
@@ -135,8 +136,8 @@ export class Requests {
       const check = () => {
         if (!final && expected !== undefined && acks >= expected) final = true
         if (!final) return
-        if (holders === 0) Deferred.unsafeDone(done, Effect.fail(notFound))
-        else if (failed >= holders) Deferred.unsafeDone(done, Effect.fail(firstFailure ?? notFound))
+        if (holders === 0) Deferred.unsafeDone(done, Effect.fail(notFound()))
+        else if (failed >= holders) Deferred.unsafeDone(done, Effect.fail(firstFailure ?? notFound()))
       }
       this.pending.set(correlation, {
         ack: (count) => {
