@@ -9,9 +9,11 @@ import { assert, describe, it } from "@effect/vitest"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as HashMap from "effect/HashMap"
 import * as Queue from "effect/Queue"
 import type * as Conn from "../src/Conn.js"
 import * as Events from "../src/Events.js"
+import { Registry, targets } from "../src/internal/registry.js"
 import * as Reply from "../src/Reply.js"
 import type * as Server from "../src/Server.js"
 import { handshaken, startServer } from "./utils.js"
@@ -123,4 +125,40 @@ describe("Server connection setup and close", () => {
       ])
       assert.strictEqual(yield* server.memberCount("default"), 0)
     }))
+})
+
+describe("the membership index by id", () => {
+  it("keeps a connection alone under its id, and several that share one", () => {
+    const registry = new Registry<{ readonly key: number; readonly id: string }>()
+    const a = { key: 1, id: "user" }
+    const b = { key: 2, id: "user" }
+    const c = { key: 3, id: "other" }
+    assert.strictEqual(registry.add(a), 1)
+    assert.strictEqual(registry.add(c), 1)
+    registry.namespaceChanged("default", a, true)
+    registry.namespaceChanged("default", c, true)
+    assert.deepStrictEqual(registry.withId("user"), [a])
+    assert.strictEqual(registry.add(b), 2)
+    registry.namespaceChanged("default", b, true)
+    assert.deepStrictEqual(registry.withId("user").map((conn) => conn.key).sort(), [1, 2])
+    const before = registry.snapshot
+    const sent = (s: typeof before) => {
+      const found = targets(s, "default", "", "user")
+      return found === undefined ? [] : Array.from(HashMap.keys(found)).sort()
+    }
+    assert.deepStrictEqual(sent(before), [1, 2])
+    assert.strictEqual(registry.remove(a), 1)
+    registry.namespaceChanged("default", a, false)
+    assert.deepStrictEqual(registry.withId("user"), [b])
+    assert.deepStrictEqual(sent(registry.snapshot), [2])
+    // a snapshot taken before is not changed by later commits
+    assert.deepStrictEqual(sent(before), [1, 2])
+    assert.strictEqual(registry.remove(b), 0)
+    assert.deepStrictEqual(registry.withId("user"), [])
+    assert.strictEqual(targets(registry.snapshot, "default", "", "user"), undefined)
+    assert.deepStrictEqual(registry.topics().filter((t) => t._tag === "Connection"), [{
+      _tag: "Connection",
+      id: "other"
+    }])
+  })
 })
