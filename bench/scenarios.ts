@@ -210,5 +210,8 @@ export const phases: Phases = [
 /** What a typed contract costs shows in fan-out (an encode per broadcast) and ask/echo (a decode and an encode). */
 export const contractPhases: Phases = [[fanoutGroups, echo]]
 
+/** Connection setup through the endpoint mounted on an HttpRouter: the churn alone. */
+export const churnPhases: Phases = [[churn]]
+
 /** What a recoverable room costs shows in the fan-out into the room (stored, framed with its position). */
 export const historyPhases: Phases = [[fanoutGroups]]

@@ -10,7 +10,7 @@ import type { Machine } from "./lib/machine.js"
 import { Results } from "./lib/report.js"
 import type { LoadApi } from "./load/main.js"
 import type { WireName } from "./load/wires.js"
-import { type Context, contractPhases, historyPhases, type Phases, phases } from "./scenarios.js"
+import { churnPhases, type Context, contractPhases, historyPhases, type Phases, phases } from "./scenarios.js"
 
 export interface ServerSpec {
   readonly name: string
@@ -38,6 +38,14 @@ export const servers: ReadonlyArray<ServerSpec> = [
     wire: "neffos",
     args: ["default", "noop-tracer"],
     phases: contractPhases
+  },
+  // the endpoint mounted on an HttpRouter (NodeServer.endpoint on layerHttpServer): what connection setup costs there
+  {
+    name: "neffos router",
+    file: neffosFile,
+    wire: "neffos",
+    args: ["default", "metrics", "router"],
+    phases: churnPhases
   },
   // the fan-out room recoverable, its clients asking for positions as this package's client does
   { name: "neffos history", file: neffosFile, wire: "neffosRecovery", args: ["history"], phases: historyPhases }
