@@ -106,7 +106,7 @@ export abstract class ConnImpl<NS extends NamespaceState> {
 
   protected makeOutbox(socket: RawSocket): Outbox {
     const { capacity, highWaterMark, maxBytes, strategy } = this.outboxConfig
-    return new Outbox(capacity, strategy, highWaterMark, maxBytes, socket, () => this.onOverflow())
+    return new Outbox(capacity, strategy, highWaterMark, maxBytes, socket, this)
   }
 
   // ---------------------------------------------------------------------------
@@ -412,7 +412,8 @@ export abstract class ConnImpl<NS extends NamespaceState> {
     return result !== OfferResult.Closed && result !== OfferResult.Overflow
   }
 
-  private onOverflow(): void {
+  /** The outbox overflowed (strategy `disconnect`). */
+  onOutboxOverflow(): void {
     this.dropped()
     this.unsafeClose(1008, "slow consumer", false)
   }

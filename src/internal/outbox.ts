@@ -36,6 +36,11 @@ export const enum OfferResult {
   Closed = 3
 }
 
+/** Who is told when a `disconnect` outbox overflows: the connection itself, so no closure per connection. @internal */
+export interface OverflowListener {
+  readonly onOutboxOverflow: () => void
+}
+
 const variance = { _In: (_: unknown) => _ }
 
 /**
@@ -67,7 +72,7 @@ export class Outbox implements Queue.Enqueue<Frame> {
     readonly highWaterMark: number,
     readonly maxBytes: number,
     private readonly sink: Sink,
-    private readonly onOverflow: () => void
+    private readonly owner: OverflowListener
   ) {
     this.buffer = new Array(Math.min(capacity_, 4))
   }
@@ -182,7 +187,7 @@ export class Outbox implements Queue.Enqueue<Frame> {
         }
         case "disconnect": {
           this.dropped++
-          this.onOverflow()
+          this.owner.onOutboxOverflow()
           return OfferResult.Overflow
         }
       }
