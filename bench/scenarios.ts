@@ -254,5 +254,8 @@ export const contractPhases: Phases = [[fanoutGroups, echo]]
 /** A write coalescing window shows in fan-out: deliveries/s, CPU per delivery, the latency it adds. */
 export const fanoutPhases: Phases = [[fanoutGroups]]
 
+/** Connection setup through the endpoint mounted on an HttpRouter: the churn alone. */
+export const churnPhases: Phases = [[churn]]
+
 /** What a recoverable room costs shows in the fan-out into the room (stored, framed with its position). */
 export const historyPhases: Phases = [[fanoutGroups]]

@@ -10,7 +10,15 @@ import type { Machine } from "./lib/machine.js"
 import { Results } from "./lib/report.js"
 import type { LoadApi } from "./load/main.js"
 import type { WireName } from "./load/wires.js"
-import { type Context, contractPhases, fanoutPhases, historyPhases, type Phases, phases } from "./scenarios.js"
+import {
+  churnPhases,
+  type Context,
+  contractPhases,
+  fanoutPhases,
+  historyPhases,
+  type Phases,
+  phases
+} from "./scenarios.js"
 
 export interface ServerSpec {
   readonly name: string
@@ -41,6 +49,14 @@ export const servers: ReadonlyArray<ServerSpec> = [
   },
   // a write coalescing window of 2 ms (outbox.flushInterval): fan-out only
   { name: "neffos flush-2ms", file: neffosFile, wire: "neffos", args: ["flush-2ms"], phases: fanoutPhases },
+  // the endpoint mounted on an HttpRouter (NodeServer.endpoint on layerHttpServer): what connection setup costs there
+  {
+    name: "neffos router",
+    file: neffosFile,
+    wire: "neffos",
+    args: ["default", "metrics", "router"],
+    phases: churnPhases
+  },
   // the fan-out room recoverable, its clients asking for positions as this package's client does
   { name: "neffos history", file: neffosFile, wire: "neffosRecovery", args: ["history"], phases: historyPhases }
 ]

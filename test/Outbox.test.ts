@@ -49,7 +49,7 @@ const make = (
   maxBytes = Infinity
 ) => {
   const sink = new RecordingSink()
-  return { sink, outbox: new Outbox(capacity, strategy, 1024, maxBytes, sink, onOverflow) }
+  return { sink, outbox: new Outbox(capacity, strategy, 1024, maxBytes, sink, { onOutboxOverflow: onOverflow }) }
 }
 
 /** An outbox whose socket is backed up (past the high-water mark): a slow consumer, whose policy drops. */

@@ -57,7 +57,10 @@ const windowed = Effect.gen(function*() {
   const window = timers.queue<Outbox>(2, (outbox) => outbox.windowElapsed())
   const make = (capacity = 100, strategy: "sliding" | "dropping" = "sliding", maxBytes = Infinity) => {
     const sink = new RecordingSink()
-    return { sink, outbox: new Outbox(capacity, strategy, 1024, maxBytes, sink, () => {}, window) }
+    return {
+      sink,
+      outbox: new Outbox(capacity, strategy, 1024, maxBytes, sink, { onOutboxOverflow: () => {} }, window)
+    }
   }
   return { make, window }
 })

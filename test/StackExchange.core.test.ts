@@ -292,7 +292,7 @@ describe("StackExchange core (in-memory broker)", () => {
     Effect.gen(function*() {
       const log: Array<string> = []
       const sink = { write: () => void log.push("write"), bufferedAmount: () => 0, whenFlushed: (f: () => void) => f() }
-      const outbox = new Outbox(16, "sliding", 1024, Infinity, sink, () => {})
+      const outbox = new Outbox(16, "sliding", 1024, Infinity, sink, { onOutboxOverflow: () => {} })
       const publisher = new Publisher({ maxPendingPublishes: 16, maxPendingBytes: 1 << 20 }, {
         closed: false,
         connected: true,

@@ -6,8 +6,13 @@
  * second, the observability: `metrics` (the default: metrics on, no tracer), `bare` (`metrics:
  * false`, no tracer) or `noop-tracer` (metrics on, and a tracer installed whose spans do nothing, so
  * every span is made and ended but goes nowhere). `flush-<n>ms` as the first argument is the default
- * policy with a write coalescing window of n milliseconds (`outbox.flushInterval`).
+ * policy with a write coalescing window of n milliseconds (`outbox.flushInterval`). The third, where
+ * the endpoint is: `standalone` (the default, `NodeServer.layer`) or `router` (`NodeServer.endpoint`
+ * mounted with `HttpRouter.all` on a router served by `NodeServer.layerHttpServer`, as an application
+ * that authenticates the upgrade does). `--dist=<directory>` anywhere runs another build.
  */
+import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServer from "@effect/platform/HttpServer"
 import type * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -29,6 +34,8 @@ const strict = process.argv[2] === "strict"
 const flushWindow = /^flush-(\d+)ms$/.exec(process.argv[2] ?? "")
 const outbox = flushWindow === null ? undefined : { flushInterval: `${Number(flushWindow[1])} millis` as const }
 const variant = process.argv[3] ?? "metrics"
+const routed = process.argv[4] === "router"
+const endpointPath = "/echo"
 
 /**
  * A tracer whose spans record nothing: what making and ending spans costs the server, apart from
@@ -73,17 +80,39 @@ const events = Events.namespaces({
   }
 })
 
-const served = NodeServer.layer({ port: 0, host: "127.0.0.1" }).pipe(
-  Layer.provideMerge(Server.layer({ events, strict, history, outbox, metrics: variant !== "bare" }))
+const serverLayer = Server.layer({ events, strict, history, outbox, metrics: variant !== "bare" })
+const standalone = NodeServer.layer({ port: 0, host: "127.0.0.1", path: endpointPath }).pipe(
+  Layer.provideMerge(serverLayer)
 )
-const live = variant === "noop-tracer" ? served.pipe(Layer.provide(Layer.setTracer(noopTracer))) : served
+const mounted = HttpRouter.empty.pipe(
+  HttpRouter.all(endpointPath, NodeServer.endpoint),
+  HttpServer.serve(),
+  Layer.provideMerge(NodeServer.layerHttpServer({ port: 0, host: "127.0.0.1" })),
+  Layer.provideMerge(serverLayer)
+)
+const withTracer = <A, E>(layer: Layer.Layer<A, E>): Layer.Layer<A, E> =>
+  variant === "noop-tracer" ? layer.pipe(Layer.provide(Layer.setTracer(noopTracer))) : layer
+
+/** Starts the server and reads the port the endpoint listens on, whichever way it is served. */
+const start = () => {
+  if (routed) {
+    const runtime = ManagedRuntime.make(withTracer(mounted))
+    return runtime.runPromise(
+      Effect.all([
+        Server.Server,
+        Effect.map(HttpServer.HttpServer, (http) => (http.address as HttpServer.TcpAddress).port)
+      ])
+    )
+  }
+  const runtime = ManagedRuntime.make(withTracer(standalone))
+  return runtime.runPromise(Effect.all([Server.Server, Effect.map(NodeServer.NodeServer, (node) => node.port)]))
+}
 
 host(async () => {
-  const runtime = ManagedRuntime.make(live)
-  const [server, node] = await runtime.runPromise(Effect.all([Server.Server, NodeServer.NodeServer]))
+  const [server, port] = await start()
   return {
-    port: node.port,
-    path: node.path,
+    port,
+    path: endpointPath,
     // what a caller outside an Effect fiber does; a strict broadcast may wait for room
     broadcast: (room, body) => Effect.runPromise(server.broadcast({ namespace, room, event: broadcastEvent, body })),
     connections: () => Effect.runSync(server.connectionCount)

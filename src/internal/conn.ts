@@ -73,6 +73,8 @@ export abstract class ConnImpl<NS extends NamespaceState> {
   private closedLatch_: Deferred.Deferred<void> | undefined
   private scope_: Scope.CloseableScope | undefined
   private closeSequenceDone = false
+  /** the close sequence ended: `awaitClose` completes at once (its latch is made only when awaited) */
+  private closeDone = false
   private socketClosed = false
   private socketClosedWaiter: (() => void) | undefined
   /** namespace.ts: this side's connects under way, so that a second one waits for the first */
@@ -104,7 +106,7 @@ export abstract class ConnImpl<NS extends NamespaceState> {
 
   protected makeOutbox(socket: RawSocket): Outbox {
     const { capacity, highWaterMark, maxBytes, strategy, window } = this.outboxConfig
-    return new Outbox(capacity, strategy, highWaterMark, maxBytes, socket, () => this.onOverflow(), window)
+    return new Outbox(capacity, strategy, highWaterMark, maxBytes, socket, this, window)
   }
 
   // ---------------------------------------------------------------------------
@@ -120,7 +122,10 @@ export abstract class ConnImpl<NS extends NamespaceState> {
   protected lost(_code: number, _reason: string): boolean {
     return false
   }
-  /** After the forced events of the close. */
+  /**
+   * After the forced events of the close. What it does at once is done when it is called; the Effect
+   * is what is left (`Effect.void` when nothing is, so the close needs no fiber).
+   */
   protected onClosed(): Effect.Effect<void> {
     return Effect.void
   }
@@ -166,7 +171,11 @@ export abstract class ConnImpl<NS extends NamespaceState> {
   }
 
   private get closedLatch(): Deferred.Deferred<void> {
-    return this.closedLatch_ ??= Deferred.unsafeMake<void>(FiberId.none)
+    if (this.closedLatch_ === undefined) {
+      this.closedLatch_ = Deferred.unsafeMake<void>(FiberId.none)
+      if (this.closeDone) Deferred.unsafeDone(this.closedLatch_, Exit.void)
+    }
+    return this.closedLatch_
   }
 
   get isOpen(): boolean {
@@ -413,7 +422,8 @@ export abstract class ConnImpl<NS extends NamespaceState> {
     return result !== OfferResult.Closed && result !== OfferResult.Overflow
   }
 
-  private onOverflow(): void {
+  /** The outbox overflowed (strategy `disconnect`). */
+  onOutboxOverflow(): void {
     this.dropped()
     this.unsafeClose(1008, "slow consumer", false)
   }
@@ -586,7 +596,16 @@ export abstract class ConnImpl<NS extends NamespaceState> {
     }
     this.phase = Phase.Closed
     const dispatcher = this.dropSocketState()
-    this.config.fork(this.closeSequence(dispatcher))
+    // the common close (no handler running, no scope, no forced event with a handler) needs no fiber:
+    // the namespaces are let go here, and only what onClosed leaves to do (onDisconnect, say) is forked
+    if (dispatcher === undefined && this.scope_ === undefined && this.config.protocol.closeNamespacesNow(this)) {
+      const rest = this.onClosed()
+      if (rest !== Effect.void) return void this.config.fork(this.closeSequence(undefined, rest))
+      this.closeSequenceDone = true
+      this.markCloseDone()
+      return
+    }
+    this.config.fork(this.closeSequence(dispatcher, undefined))
   }
 
   /** What dies with a socket: the outbox, pending asks, queued messages, the running handler. */
@@ -603,14 +622,27 @@ export abstract class ConnImpl<NS extends NamespaceState> {
     return dispatcher
   }
 
-  private closeSequence(dispatcher: Fiber.RuntimeFiber<void> | undefined): Effect.Effect<void> {
+  private markCloseDone(): void {
+    this.closeDone = true
+    if (this.closedLatch_ !== undefined) Deferred.unsafeDone(this.closedLatch_, Exit.void)
+  }
+
+  /** The close on a fiber; `closed`, when the namespaces were let go already, is what `onClosed` left to do. */
+  private closeSequence(
+    dispatcher: Fiber.RuntimeFiber<void> | undefined,
+    closed: Effect.Effect<void> | undefined
+  ): Effect.Effect<void> {
     return Effect.gen(this, function*() {
       if (dispatcher !== undefined) yield* Fiber.interrupt(dispatcher)
-      yield* this.config.protocol.closeNamespaces(this)
-      yield* this.onClosed()
+      if (closed === undefined) {
+        yield* this.config.protocol.closeNamespaces(this)
+        yield* this.onClosed()
+      } else {
+        yield* closed
+      }
       this.closeSequenceDone = true
       if (this.scope_ !== undefined) yield* Scope.close(this.scope_, Exit.void)
-    }).pipe(Effect.ensuring(Deferred.done(this.closedLatch, Exit.void)))
+    }).pipe(Effect.ensuring(Effect.sync(() => this.markCloseDone())))
   }
 }
 

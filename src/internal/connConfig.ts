@@ -76,6 +76,8 @@ export interface Protocol {
   receive(conn: Connection, message: Message.Message): void
   /** after the close: the forced leave and disconnect events of every namespace */
   closeNamespaces(conn: Connection): Effect.Effect<void>
+  /** `closeNamespaces` at once, when no forced event has a handler; false (and nothing done) otherwise */
+  closeNamespacesNow(conn: Connection): boolean
   connect(
     conn: Connection,
     namespace: string,

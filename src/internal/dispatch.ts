@@ -155,7 +155,12 @@ const eventTarget = (conn: AnyConn, m: Message.Message): NSConnImpl<any, any> | 
  * usual. Returns false when the message was not taken.
  */
 const handleNow = (conn: AnyConn, m: Message.Message): boolean => {
-  if (m.native || m.event.charCodeAt(0) === 95 /* "_": system events */) return false
+  if (m.native) return false
+  if (m.event.charCodeAt(0) === 95 /* "_": system events */) {
+    if (m.event !== OnNamespaceConnect || !namespace.connectNow(conn, m)) return false
+    conn.outbox.flushDirty()
+    return true
+  }
   const ns = eventTarget(conn, m)
   if (ns !== undefined) {
     const observe = conn.config.observe
@@ -184,6 +189,7 @@ const handleNow = (conn: AnyConn, m: Message.Message): boolean => {
 export const protocol: Protocol = {
   receive,
   closeNamespaces: namespace.closeNamespaces,
+  closeNamespacesNow: namespace.closeNamespacesNow,
   connect: namespace.connect,
   disconnect: namespace.disconnect,
   joinRoom: room.joinRoom,

@@ -21,6 +21,7 @@ const {
   OnNamespaceConnected,
   OnNamespaceDisconnect,
   OnRoomJoined,
+  OnRoomLeave,
   OnRoomLeft
 } = Message
 
@@ -55,6 +56,30 @@ export const handleConnectRequest = (conn: AnyConn, m: Message.Message): Effect.
       )
     })
   })
+
+/**
+ * The peer's connect request answered at once, in the reader, when no handler could veto it or
+ * act on it (neither `_OnNamespaceConnect` nor `_OnNamespaceConnected` has one): what
+ * `handleConnectRequest` does then, without a fiber. False when it must run on the dispatcher.
+ *
+ * @internal
+ */
+export const connectNow = (conn: AnyConn, m: Message.Message): boolean => {
+  if (m.isNoOp) return true
+  if (!conn.config.events.has(m.namespace)) {
+    conn.writeError(m, "bad namespace")
+    return true
+  }
+  if (!conn.nsMap.has(m.namespace)) {
+    if (
+      conn.handlerFor(m.namespace, OnNamespaceConnect) !== undefined ||
+      conn.handlerFor(m.namespace, OnNamespaceConnected) !== undefined
+    ) return false
+    conn.addNamespace(new NSConnImpl(conn, m.namespace))
+  }
+  conn.writeEmptyReply(m.wait)
+  return true
+}
 
 /** The peer asks to disconnect a namespace (a server may refuse; a client complies). @internal */
 export const handleDisconnectRequest = (conn: AnyConn, m: Message.Message): Effect.Effect<void> =>
@@ -164,6 +189,28 @@ export const closeNamespaces = (conn: AnyConn): Effect.Effect<void> =>
       ),
     { discard: true }
   )
+
+/**
+ * `closeNamespaces` without a fiber, when none of the forced events it would fire has a handler
+ * (the common case): the same removals in the same order. Returns false, having done nothing, when
+ * one has. @internal
+ */
+export const closeNamespacesNow = (conn: AnyConn): boolean => {
+  if (conn.nsMap.size === 0) return true
+  for (const ns of conn.nsMap.values()) {
+    if (conn.handlerFor(ns.namespace, OnNamespaceDisconnect) !== undefined) return false
+    if (
+      ns.roomMap.size > 0 &&
+      (conn.handlerFor(ns.namespace, OnRoomLeave) !== undefined ||
+        conn.handlerFor(ns.namespace, OnRoomLeft) !== undefined)
+    ) return false
+  }
+  for (const ns of Array.from(conn.nsMap.values())) {
+    for (const room of Array.from(ns.roomMap.values())) conn.removeRoom(room)
+    conn.removeNamespace(ns)
+  }
+  return true
+}
 
 /** The socket is gone (a reconnect follows) or the connection closed: nothing was refused. */
 const isGone = (error: { readonly _tag: string }): boolean =>

@@ -44,6 +44,11 @@ export const enum OfferResult {
   Closed = 3
 }
 
+/** Who is told when a `disconnect` outbox overflows: the connection itself, so no closure per connection. @internal */
+export interface OverflowListener {
+  readonly onOutboxOverflow: () => void
+}
+
 const variance = { _In: (_: unknown) => _ }
 
 /**
@@ -77,7 +82,7 @@ export class Outbox implements Queue.Enqueue<Frame> {
     readonly highWaterMark: number,
     readonly maxBytes: number,
     private readonly sink: Sink,
-    private readonly onOverflow: () => void,
+    private readonly owner: OverflowListener,
     /** the flush window's delay queue; undefined: flushed at the end of the turn */
     private readonly window: DelayQueue<Outbox> | undefined = undefined
   ) {
@@ -194,7 +199,7 @@ export class Outbox implements Queue.Enqueue<Frame> {
         }
         case "disconnect": {
           this.dropped++
-          this.onOverflow()
+          this.owner.onOutboxOverflow()
           return OfferResult.Overflow
         }
       }

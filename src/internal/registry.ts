@@ -32,9 +32,19 @@ export interface NamespaceIndex<C extends Member> {
 /** @internal */
 export interface Snapshot<C extends Member> {
   readonly all: Members<C>
-  readonly byId: HashMap.HashMap<string, Members<C>>
+  /** the connection with an id, or the members when several share it (ids are usually unique) */
+  readonly byId: HashMap.HashMap<string, ById<C>>
   readonly namespaces: HashMap.HashMap<string, NamespaceIndex<C>>
 }
+
+/** @internal */
+export type ById<C extends Member> = C | Members<C>
+
+const byIdMembers = <C extends Member>(entry: ById<C>): Members<C> =>
+  HashMap.isHashMap(entry) ? entry as Members<C> : HashMap.make([(entry as C).key, entry as C])
+
+const byIdSize = <C extends Member>(entry: Option.Option<ById<C>>): number =>
+  Option.isNone(entry) ? 0 : HashMap.isHashMap(entry.value) ? HashMap.size(entry.value as Members<C>) : 1
 
 const addTo = <C extends Member>(members: Members<C> | undefined, conn: C): Members<C> =>
   HashMap.set(members ?? HashMap.empty(), conn.key, conn)
@@ -65,9 +75,14 @@ export class Registry<C extends Member> {
     this.current = {
       ...s,
       all: addTo(s.all, conn),
-      byId: HashMap.set(s.byId, conn.id, addTo(Option.getOrUndefined(HashMap.get(s.byId, conn.id)), conn))
+      byId: HashMap.modifyAt(
+        s.byId,
+        conn.id,
+        (entry): Option.Option<ById<C>> =>
+          Option.some(Option.isNone(entry) ? conn : addTo(byIdMembers(entry.value), conn))
+      )
     }
-    return sizeOf(HashMap.get(this.current.byId, conn.id))
+    return byIdSize(HashMap.get(this.current.byId, conn.id))
   }
 
   /** Removes a connection; returns how many connections have its id now. */
@@ -76,9 +91,15 @@ export class Registry<C extends Member> {
     this.current = {
       ...s,
       all: HashMap.remove(s.all, conn.key),
-      byId: HashMap.modifyAt(s.byId, conn.id, Option.flatMap((m) => removeFrom(m, conn)))
+      byId: HashMap.modifyAt(s.byId, conn.id, (entry): Option.Option<ById<C>> => {
+        if (Option.isNone(entry)) return entry
+        if (!HashMap.isHashMap(entry.value)) return entry.value === conn ? Option.none() : entry
+        const rest = removeFrom(entry.value as Members<C>, conn)
+        // one left: stored as itself again
+        return Option.map(rest, (m): ById<C> => (HashMap.size(m) === 1 ? HashMap.values(m).next().value! : m))
+      })
     }
-    return sizeOf(HashMap.get(this.current.byId, conn.id))
+    return byIdSize(HashMap.get(this.current.byId, conn.id))
   }
 
   /** A connection joined (or left) a namespace; returns how many members it has now. */
@@ -137,8 +158,9 @@ export class Registry<C extends Member> {
 
   /** The connections with this id now. */
   withId(id: string): ReadonlyArray<C> {
-    const members = Option.getOrUndefined(HashMap.get(this.current.byId, id))
-    return members === undefined ? [] : Array.from(HashMap.values(members))
+    const entry = Option.getOrUndefined(HashMap.get(this.current.byId, id))
+    if (entry === undefined) return []
+    return HashMap.isHashMap(entry) ? Array.from(HashMap.values(entry as Members<C>)) : [entry as C]
   }
 }
 
@@ -162,5 +184,5 @@ export const targets = <C extends Member>(
   if (members === undefined || to === undefined) return members
   const byId = Option.getOrUndefined(HashMap.get(s.byId, to))
   if (byId === undefined) return undefined
-  return HashMap.filter(byId, (conn) => HashMap.has(members, conn.key))
+  return HashMap.filter(byIdMembers(byId), (conn) => HashMap.has(members, conn.key))
 }

@@ -264,23 +264,21 @@ export const make = <E, R>(
         topicChanged({ _tag: "Connection", id: conn.id }, withId, true)
         publish({ _tag: "Connected", conn: conn })
       },
-      closed: (conn: ServerConn) =>
-        Effect.gen(function*() {
-          if (handshaking.delete(conn)) observed.handshakeEnded(conn, "failed")
-          // onConnect may have set its metadata before refusing it
-          cluster.closed(conn)
-          if (!conn.isAccepted) return
-          const withId = registry.remove(conn)
-          yield* observed.closed(conn)
-          topicChanged({ _tag: "Connection", id: conn.id }, withId, false)
-          publish({ _tag: "Disconnected", conn: conn, code: conn.closeCode, reason: conn.closeReason })
-          if (options.onDisconnect !== undefined) {
-            yield* Effect.catchAllCause(
-              options.onDisconnect(conn) as Effect.Effect<void>,
-              (cause) => Effect.logError("effect-neffos: onDisconnect failed", cause)
-            )
-          }
-        }),
+      closed: (conn: ServerConn) => {
+        if (handshaking.delete(conn)) observed.handshakeEnded(conn, "failed")
+        // onConnect may have set its metadata before refusing it
+        cluster.closed(conn)
+        if (!conn.isAccepted) return Effect.void
+        const withId = registry.remove(conn)
+        const logged = observed.closed(conn)
+        topicChanged({ _tag: "Connection", id: conn.id }, withId, false)
+        publish({ _tag: "Disconnected", conn: conn, code: conn.closeCode, reason: conn.closeReason })
+        const onDisconnect = options.onDisconnect === undefined ? Effect.void : Effect.catchAllCause(
+          Effect.suspend(() => options.onDisconnect!(conn) as Effect.Effect<void>),
+          (cause) => Effect.logError("effect-neffos: onDisconnect failed", cause)
+        )
+        return logged === Effect.void ? onDisconnect : Effect.zipRight(logged, onDisconnect)
+      },
       broadcast: (message, to, except) =>
         broadcast(
           to === undefined ? message : { ...message, to },

@@ -26,7 +26,7 @@ export interface ServerHooks {
   readonly handshake: (conn: ServerConn) => void
   /** the handshake completed (`A<id>` written) */
   readonly accepted: (conn: ServerConn) => void
-  /** after the close sequence fired its forced events */
+  /** after the close sequence fired its forced events: does what it can at once, returns the rest */
   readonly closed: (conn: ServerConn) => Effect.Effect<void>
   readonly namespaceChanged: (ns: ServerNSConn, added: boolean) => void
   readonly roomChanged: (room: ServerRoom, added: boolean) => void
