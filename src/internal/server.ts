@@ -4,6 +4,13 @@
  * stack exchange adapter and shutdown. Fan-out is in broadcast.ts, the index in
  * registry.ts, the close of every connection in shutdown.ts.
  *
+ * Over 450 lines on purpose: the accept path, the connections' hooks, sends and
+ * asks by id and the exchange adapter all read and change the same registry,
+ * timers and lifecycle stream, and `make` keeps them in one closure so that
+ * releasing the layer ends all of them; what stands alone has moved out
+ * (broadcast.ts, registry.ts, shutdown.ts, serverObserve.ts, recovery.ts,
+ * cluster.ts).
+ *
  * @internal
  */
 import * as Context from "effect/Context"
