@@ -8,39 +8,11 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as Events from "../src/Events.js"
-import { type Frame, OfferResult, Outbox, type Sink } from "../src/internal/outbox.js"
+import { OfferResult, Outbox } from "../src/internal/outbox.js"
 import { SharedText } from "../src/internal/transport.js"
 import * as Message from "../src/Message.js"
 import * as TestServer from "../src/TestServer.js"
-
-/** A sink that records every batch; `buffered` and `flushed` model a socket that does not drain. */
-class RecordingSink implements Sink {
-  readonly batches: Array<ReadonlyArray<string>> = []
-  buffered = 0
-  private drained: Array<() => void> = []
-  write(frames: ReadonlyArray<Frame>): void {
-    this.batches.push(frames.map((f) => (typeof f === "string" ? f : f instanceof Uint8Array ? "<bytes>" : f.text)))
-  }
-  bufferedAmount(): number {
-    return this.buffered
-  }
-  whenFlushed(f: () => void): void {
-    if (this.buffered === 0) f()
-    else this.drained.push(f)
-  }
-  drain(): void {
-    this.buffered = 0
-    const waiting = this.drained
-    this.drained = []
-    for (const f of waiting) f()
-  }
-  get written(): ReadonlyArray<string> {
-    return this.batches.flat()
-  }
-}
-
-/** One event-loop turn: the outbox flushes once per turn. */
-const turn = Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
+import { RecordingSink, turn } from "./outboxSink.js"
 
 const make = (
   capacity: number,

@@ -11,42 +11,14 @@ import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as TestClock from "effect/TestClock"
 import * as Events from "../src/Events.js"
-import { type Frame, Outbox, type Sink } from "../src/internal/outbox.js"
+import { Outbox } from "../src/internal/outbox.js"
 import { Timers } from "../src/internal/timers.js"
 import * as Message from "../src/Message.js"
 import * as Reply from "../src/Reply.js"
 import * as Server from "../src/Server.js"
 import * as TestServer from "../src/TestServer.js"
+import { RecordingSink, turn } from "./outboxSink.js"
 import { handshaken, type RawClient, startServer } from "./utils.js"
-
-/** A sink that records every batch; `buffered` models a socket that does not drain. */
-class RecordingSink implements Sink {
-  readonly batches: Array<ReadonlyArray<string>> = []
-  buffered = 0
-  private drained: Array<() => void> = []
-  write(frames: ReadonlyArray<Frame>): void {
-    this.batches.push(frames.map((f) => (typeof f === "string" ? f : f instanceof Uint8Array ? "<bytes>" : f.text)))
-  }
-  bufferedAmount(): number {
-    return this.buffered
-  }
-  whenFlushed(f: () => void): void {
-    if (this.buffered === 0) f()
-    else this.drained.push(f)
-  }
-  drain(): void {
-    this.buffered = 0
-    const waiting = this.drained
-    this.drained = []
-    for (const f of waiting) f()
-  }
-  get written(): ReadonlyArray<string> {
-    return this.batches.flat()
-  }
-}
-
-/** One event-loop turn: without a window, the outbox flushes once per turn. */
-const turn = Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
 
 const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => String(from + i))
 
