@@ -35,6 +35,21 @@ const collectGarbage = async () => {
   globalThis.gc()
 }
 
+/** What every benchmark server process reports of itself: its CPU time and its memory after GC. */
+export const processProbes = {
+  /** Process CPU time (user + system) in µs. */
+  cpu: () => {
+    const usage = process.cpuUsage()
+    return usage.user + usage.system
+  },
+  /** RSS and heap after a full GC, in bytes. */
+  memory: async () => {
+    await collectGarbage()
+    const usage = process.memoryUsage()
+    return { rss: usage.rss, heapUsed: usage.heapUsed }
+  }
+}
+
 const api = (server: BenchServer) => ({
   info: () => ({ port: server.port, path: server.path }),
   broadcast: async (command: BroadcastCommand) => {
@@ -48,17 +63,7 @@ const api = (server: BenchServer) => ({
     }
     return { startMs, endMs: monoMs() }
   },
-  /** Process CPU time (user + system) in µs. */
-  cpu: () => {
-    const usage = process.cpuUsage()
-    return usage.user + usage.system
-  },
-  /** RSS and heap after a full GC, in bytes. */
-  memory: async () => {
-    await collectGarbage()
-    const usage = process.memoryUsage()
-    return { rss: usage.rss, heapUsed: usage.heapUsed }
-  },
+  ...processProbes,
   connections: () => server.connections()
 })
 

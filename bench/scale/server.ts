@@ -12,6 +12,7 @@ import * as Option from "effect/Option"
 import * as path from "node:path"
 import { pathToFileURL } from "node:url"
 import type { StackExchange as StackExchangeTag } from "../../src/StackExchange.js"
+import { processProbes } from "../lib/host.js"
 import { serve } from "../lib/ipc.js"
 import { monoMs, nextTurn, quantile } from "../lib/time.js"
 import { broadcastBody, broadcastEvent, namespace } from "../lib/wire.js"
@@ -62,13 +63,6 @@ const [srv, node] = await runtime.runPromise(Effect.all([Server.Server, NodeServ
 const settledEffect = Effect.serviceOption(StackExchange.StackExchange).pipe(
   Effect.flatMap(Option.match({ onNone: () => Effect.void, onSome: (e) => e.settled }))
 )
-
-const collectGarbage = async () => {
-  if (!globalThis.gc) throw new Error("start servers with --expose-gc")
-  globalThis.gc()
-  await nextTurn()
-  globalThis.gc()
-}
 
 /** Broadcasts to the namespace; a failure (the broker is down: the local part is done) is counted, not thrown. */
 const broadcastOnce = (seq: number, size: number) =>
@@ -151,17 +145,7 @@ const api = {
     const sorted = latencies.subarray(0, ops).sort()
     return { ops, errors, firstError, elapsedMs, p50Ms: quantile(sorted, 0.5), p99Ms: quantile(sorted, 0.99) }
   },
-  /** Process CPU time (user + system) in µs. */
-  cpu: () => {
-    const usage = process.cpuUsage()
-    return usage.user + usage.system
-  },
-  /** RSS and heap after a full GC, in bytes. */
-  memory: async () => {
-    await collectGarbage()
-    const usage = process.memoryUsage()
-    return { rss: usage.rss, heapUsed: usage.heapUsed }
-  },
+  ...processProbes,
   connections: () => runtime.runPromise(srv.connectionCount)
 }
 
